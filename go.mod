@@ -1,3 +1,10 @@
 module github.com/amqp1kit/amqp1kit
 
 go 1.26
+
+require (
+	github.com/Azure/go-amqp v1.7.0
+	github.com/stretchr/testify v1.12.1
+)
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect

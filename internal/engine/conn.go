@@ -1,0 +1,551 @@
+package engine
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/wire"
+)
+
+const readBufferSize = 16 << 10
+
+// Conn is one client connection.
+type Conn struct {
+	srv *Server
+	h   Handler
+	id  uint64
+	nc  net.Conn
+	rd  *bufio.Reader
+	log *slog.Logger
+
+	// Set during the handshake and open, read-only afterwards.
+	user         string
+	mechanism    string
+	tlsState     *tls.ConnectionState
+	remoteOpen   *wire.Open
+	peerMaxFrame uint32
+	peerIdle     time.Duration
+	channelMax   uint16
+	hdr          [wire.FrameHeaderSize]byte
+
+	// Context is free for the handler's per-connection state.
+	Context any
+
+	mu          sync.Mutex
+	out         []byte
+	wake        chan struct{}
+	done        chan struct{}
+	sessions    map[uint16]*session // by the peer's channel
+	localChans  map[uint16]*session // by our channel
+	opened      bool                // open exchanged
+	closeSent   bool
+	dead        bool
+	deadErr     error
+	lastWrite   time.Time
+	flushClose  bool // close the socket once out is written
+	tracing     bool
+	closeOnce   sync.Once
+	writerDone  chan struct{} // closed when the writer exits; nil before it starts
+}
+
+func newConn(s *Server, nc net.Conn, id uint64) *Conn {
+	c := &Conn{
+		srv:        s,
+		h:          s.handler,
+		id:         id,
+		nc:         nc,
+		rd:         bufio.NewReaderSize(nc, readBufferSize),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		sessions:   map[uint16]*session{},
+		localChans: map[uint16]*session{},
+		tracing:    s.opts.Trace != nil,
+	}
+	c.log = s.opts.Logger.With("conn", id, "remote", nc.RemoteAddr().String())
+	return c
+}
+
+// ID returns a number unique among the server's connections.
+func (c *Conn) ID() uint64 { return c.id }
+
+// RemoteAddr returns the client's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// User returns the authenticated SASL user ("anonymous" for ANONYMOUS, "" when the
+// client skipped SASL).
+func (c *Conn) User() string { return c.user }
+
+// Mechanism returns the SASL mechanism used, or "" when the client skipped SASL.
+func (c *Conn) Mechanism() string { return c.mechanism }
+
+// TLS returns the TLS state, or nil for a plain connection.
+func (c *Conn) TLS() *tls.ConnectionState { return c.tlsState }
+
+// RemoteOpen returns the client's open frame (nil before it arrived).
+func (c *Conn) RemoteOpen() *wire.Open { return c.remoteOpen }
+
+// ContainerID returns the client's container id.
+func (c *Conn) ContainerID() string {
+	if c.remoteOpen == nil {
+		return ""
+	}
+	return c.remoteOpen.ContainerID
+}
+
+// Done is closed when the connection is gone.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended, once Done is closed (nil for an orderly
+// close).
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadErr
+}
+
+// Logger returns the connection's logger.
+func (c *Conn) Logger() *slog.Logger { return c.log }
+
+// Links returns the connection's attached links.
+func (c *Conn) Links() []*Link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Link
+	for _, s := range c.sessions {
+		for _, l := range s.byRemote {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Close sends close with err (nil for an orderly close) and drops the connection
+// after the peer answers or a short grace period.
+func (c *Conn) Close(err *wire.Error) {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	if !c.opened || c.closeSent {
+		c.mu.Unlock()
+		c.drop(errors.New("closed by the server"))
+		return
+	}
+	c.sendCloseLocked(err)
+	c.mu.Unlock()
+	go func() {
+		select {
+		case <-c.done:
+		case <-time.After(time.Second):
+			c.drop(errors.New("peer did not answer close"))
+		}
+	}()
+}
+
+// Drop cuts the connection without any AMQP close (a network fault to inject).
+func (c *Conn) Drop() { c.drop(errors.New("dropped by the server")) }
+
+func (c *Conn) drop(err error) {
+	c.mu.Lock()
+	if !c.dead {
+		c.dead = true
+		c.deadErr = err
+	}
+	c.mu.Unlock()
+	c.closeOnce.Do(func() { c.nc.Close() })
+}
+
+func (c *Conn) sendCloseLocked(err *wire.Error) {
+	c.closeSent = true
+	c.writeLocked(0, &wire.Close{Error: err}, nil)
+	c.flushClose = false
+}
+
+func (c *Conn) trace(in bool, ch uint16, body wire.Marshaler, n int) {
+	if c.srv.opts.Trace != nil {
+		c.srv.opts.Trace(TraceEvent{Conn: c, Incoming: in, Channel: ch, Body: body, PayloadSize: n})
+	}
+}
+
+// readFrame reads one frame, refusing sizes above max before reading the body. The
+// body (after any extended header) is a new slice the caller owns.
+func (c *Conn) readFrame(max uint32) (wire.FrameHeader, []byte, error) {
+	if _, err := io.ReadFull(c.rd, c.hdr[:]); err != nil {
+		return wire.FrameHeader{}, nil, err
+	}
+	h, err := wire.ParseFrameHeader(c.hdr[:], max)
+	if err != nil {
+		return h, nil, err
+	}
+	n := int(h.Size) - wire.FrameHeaderSize
+	if n == 0 {
+		return h, nil, nil
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.rd, body); err != nil {
+		return h, nil, err
+	}
+	return h, body[int(h.DataOff)*4-wire.FrameHeaderSize:], nil
+}
+
+// writeLocked encodes a frame into the output buffer and wakes the writer.
+func (c *Conn) writeLocked(ch uint16, body wire.Marshaler, payload []byte) {
+	if c.dead {
+		return
+	}
+	var err error
+	c.out, err = wire.AppendFrame(c.out, wire.FrameAMQP, ch, body, payload)
+	if err != nil {
+		// Only values the engine built reach here; an encoding failure is a bug.
+		c.log.Error("encoding a frame failed", "frame", fmt.Sprintf("%T", body), "err", err)
+		return
+	}
+	if c.tracing {
+		c.trace(false, ch, body, len(payload))
+	}
+	c.kick()
+}
+
+func (c *Conn) kick() {
+	if len(c.out) > c.srv.opts.MaxOutputBuffer {
+		c.dead = true
+		c.deadErr = fmt.Errorf("peer is not reading: %d bytes queued", len(c.out))
+		c.log.Warn("dropping connection: output buffer over limit", "bytes", len(c.out))
+		go c.closeOnce.Do(func() { c.nc.Close() })
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes queued frames in batches and sends empty frames to keep an idle
+// peer's time-out from firing.
+func (c *Conn) writeLoop() {
+	var spare []byte
+	var tick <-chan time.Time
+	if c.peerIdle > 0 {
+		t := time.NewTicker(c.peerIdle / 2)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-c.wake:
+		case <-tick:
+			c.mu.Lock()
+			if time.Since(c.lastWrite) >= c.peerIdle/2 && len(c.out) == 0 && !c.dead {
+				c.out, _ = wire.AppendFrame(c.out, wire.FrameAMQP, 0, nil, nil) // empty frame
+			}
+			c.mu.Unlock()
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		buf := c.out
+		c.out = spare[:0]
+		closeAfter := c.flushClose
+		c.lastWrite = time.Now()
+		c.mu.Unlock()
+		if len(buf) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
+			if _, err := c.nc.Write(buf); err != nil {
+				c.drop(fmt.Errorf("write: %w", err))
+				return
+			}
+		}
+		if cap(buf) <= 1<<20 {
+			spare = buf
+		}
+		if closeAfter {
+			c.drop(nil)
+			return
+		}
+	}
+}
+
+// serve runs the connection to its end on the calling goroutine.
+func (c *Conn) serve() {
+	err := c.run()
+	c.teardown(err)
+}
+
+func (c *Conn) run() error {
+	opts := &c.srv.opts
+	_ = c.nc.SetDeadline(time.Now().Add(opts.HandshakeTimeout))
+	if err := c.handshake(); err != nil {
+		c.log.Info("handshake failed", "err", err)
+		return err
+	}
+	h, body, err := c.readFrame(opts.MaxFrameSize)
+	if err != nil {
+		return fmt.Errorf("reading open: %w", err)
+	}
+	if h.Type != wire.FrameAMQP || body == nil {
+		return c.protocolError(wire.ErrCondFramingError, "the first frame must be open")
+	}
+	p, _, err := wire.DecodePerformative(body)
+	if err != nil {
+		return c.protocolError(wire.ErrCondDecodeError, err.Error())
+	}
+	open, ok := p.(*wire.Open)
+	if !ok {
+		return c.protocolError(wire.ErrCondFramingError, fmt.Sprintf("the first frame must be open, not %T", p))
+	}
+	c.trace(true, h.Channel, open, 0)
+	_ = c.nc.SetDeadline(time.Time{})
+	c.remoteOpen = open
+	c.peerMaxFrame = max(open.MaxFrameSize, wire.MinMaxFrameSize)
+	c.peerIdle = time.Duration(open.IdleTimeOut) * time.Millisecond
+	c.channelMax = min(open.ChannelMax, opts.ChannelMax)
+	c.log.Debug("open", "container", open.ContainerID, "user", c.user, "mechanism", c.mechanism)
+
+	refusal := c.h.Opened(c)
+	c.mu.Lock()
+	c.opened = true
+	c.writeLocked(0, &wire.Open{
+		ContainerID:         opts.ContainerID,
+		MaxFrameSize:        opts.MaxFrameSize,
+		ChannelMax:          opts.ChannelMax,
+		IdleTimeOut:         uint32(opts.IdleTimeout / time.Millisecond),
+		OfferedCapabilities: opts.OfferedCapabilities,
+		Properties:          opts.Properties,
+	}, nil)
+	c.mu.Unlock()
+	c.startWriter()
+	if refusal != nil {
+		return c.protocolErrorWith(toWireError(refusal))
+	}
+	return c.readLoop()
+}
+
+// protocolError closes the connection with a condition and returns the error; the
+// close frame is flushed by teardown before the socket is closed.
+func (c *Conn) protocolError(cond wire.ErrCond, desc string) error {
+	return c.protocolErrorWith(&wire.Error{Condition: cond, Description: desc})
+}
+
+func (c *Conn) protocolErrorWith(e *wire.Error) error {
+	c.log.Warn("closing connection", "condition", e.Condition, "description", e.Description)
+	c.mu.Lock()
+	start := false
+	if !c.opened {
+		// Part 2.4.5: a close may only follow an open; send a minimal one first.
+		c.opened = true
+		start = true
+		c.writeLocked(0, &wire.Open{ContainerID: c.srv.opts.ContainerID}, nil)
+	}
+	if !c.closeSent {
+		c.sendCloseLocked(e)
+	}
+	c.mu.Unlock()
+	if start {
+		c.startWriter()
+	}
+	return e
+}
+
+func (c *Conn) startWriter() {
+	c.writerDone = make(chan struct{})
+	go func() {
+		defer close(c.writerDone)
+		c.writeLoop()
+	}()
+}
+
+func (c *Conn) readLoop() error {
+	opts := &c.srv.opts
+	for {
+		if opts.IdleTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(opts.IdleTimeout))
+		}
+		h, body, err := c.readFrame(opts.MaxFrameSize)
+		if err != nil {
+			var tooBig *wire.FrameTooLargeError
+			var ne net.Error
+			switch {
+			case errors.As(err, &tooBig):
+				return c.protocolError(wire.ErrCondFramingError, err.Error())
+			case errors.Is(err, wire.ErrMalformed):
+				return c.protocolError(wire.ErrCondFramingError, err.Error())
+			case errors.As(err, &ne) && ne.Timeout() && opts.IdleTimeout > 0 && !c.isDead():
+				return c.protocolError(wire.ErrCondResourceLimitExceeded,
+					fmt.Sprintf("local-idle-timeout expired: nothing received for %v", opts.IdleTimeout))
+			}
+			c.mu.Lock()
+			closeSent, dead := c.closeSent, c.dead
+			c.mu.Unlock()
+			if dead || (closeSent && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed))) {
+				return nil
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("peer went away without close: %w", err)
+			}
+			return err
+		}
+		if body == nil {
+			continue // an empty frame: keep-alive
+		}
+		if h.Type != wire.FrameAMQP {
+			return c.protocolError(wire.ErrCondFramingError, fmt.Sprintf("frame type %d after open", h.Type))
+		}
+		p, payload, err := wire.DecodePerformative(body)
+		if err != nil {
+			return c.protocolError(wire.ErrCondDecodeError, err.Error())
+		}
+		if c.tracing {
+			c.trace(true, h.Channel, p, len(payload))
+		}
+		done, err := c.dispatch(h.Channel, p, payload)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func (c *Conn) isDead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead
+}
+
+// dispatch handles one performative; done reports an orderly end of the connection.
+func (c *Conn) dispatch(ch uint16, p wire.Performative, payload []byte) (bool, error) {
+	if _, ok := p.(*wire.Transfer); !ok && len(payload) > 0 {
+		return false, c.protocolError(wire.ErrCondFramingError, fmt.Sprintf("%d stray bytes after %T", len(payload), p))
+	}
+	switch p := p.(type) {
+	case *wire.Open:
+		return false, c.protocolError(wire.ErrCondIllegalState, "second open")
+	case *wire.Close:
+		c.mu.Lock()
+		if p.Error != nil {
+			c.log.Info("peer closed with error", "condition", p.Error.Condition, "description", p.Error.Description)
+		}
+		if !c.closeSent {
+			c.sendCloseLocked(nil)
+		}
+		c.flushClose = true
+		c.kick()
+		c.mu.Unlock()
+		if p.Error != nil {
+			return true, &RemoteError{Err: p.Error}
+		}
+		return true, nil
+	case *wire.Begin:
+		return false, c.handleBegin(ch, p)
+	}
+	c.mu.Lock()
+	s := c.sessions[ch]
+	c.mu.Unlock()
+	if s == nil {
+		return false, c.protocolError(wire.ErrCondFramingError, fmt.Sprintf("%T on channel %d, which has no session", p, ch))
+	}
+	return false, s.handle(p, payload)
+}
+
+// RemoteError is the error a peer sent in its close, end or detach.
+type RemoteError struct{ Err *wire.Error }
+
+func (e *RemoteError) Error() string { return "peer closed: " + e.Err.Error() }
+
+// Unwrap returns the peer's *wire.Error.
+func (e *RemoteError) Unwrap() error { return e.Err }
+
+func (c *Conn) handleBegin(ch uint16, b *wire.Begin) error {
+	if b.RemoteChannel != nil {
+		return c.protocolError(wire.ErrCondIllegalState, "begin answering a session the server never began")
+	}
+	if ch > c.channelMax {
+		return c.protocolError(wire.ErrCondFramingError, fmt.Sprintf("channel %d above channel-max %d", ch, c.channelMax))
+	}
+	c.mu.Lock()
+	if _, dup := c.sessions[ch]; dup {
+		c.mu.Unlock()
+		return c.protocolError(wire.ErrCondIllegalState, fmt.Sprintf("begin on channel %d, which already has a session", ch))
+	}
+	var local uint16
+	for {
+		if _, used := c.localChans[local]; !used {
+			break
+		}
+		local++
+	}
+	s := newSession(c, local, ch, b)
+	c.sessions[ch] = s
+	c.localChans[local] = s
+	remote := ch
+	c.writeLocked(local, &wire.Begin{
+		RemoteChannel:  &remote,
+		NextOutgoingID: s.nextOutgoingID,
+		IncomingWindow: s.incomingWindow,
+		OutgoingWindow: maxWindow,
+		HandleMax:      maxHandle,
+	}, nil)
+	c.mu.Unlock()
+	return nil
+}
+
+// teardown runs once the connection's read side is over.
+func (c *Conn) teardown(err error) {
+	var re *RemoteError
+	if err != nil && !errors.As(err, &re) {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			c.log.Info("connection closed with error", "err", err)
+		} else if !errors.Is(err, net.ErrClosed) {
+			c.log.Info("connection ended", "err", err)
+		}
+	}
+	c.mu.Lock()
+	var links []*Link
+	for _, s := range c.sessions {
+		links = append(links, s.detachAllLocked()...)
+	}
+	c.sessions = map[uint16]*session{}
+	c.localChans = map[uint16]*session{}
+	if !c.dead {
+		c.dead = true
+		c.deadErr = err
+	} else if c.deadErr == nil {
+		c.deadErr = err
+	}
+	wasOpened := c.opened
+	c.flushClose = true
+	c.kick()
+	c.mu.Unlock()
+	if c.writerDone != nil {
+		// Let the writer flush what is queued (a final close), bounded.
+		select {
+		case <-c.writerDone:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	c.closeOnce.Do(func() { c.nc.Close() })
+	connErr := &wire.Error{Condition: wire.ErrCondConnectionForced, Description: "connection closed"}
+	for _, l := range links {
+		c.h.LinkDetached(l, connErr)
+	}
+	if wasOpened {
+		c.h.Closed(c, err)
+	}
+	close(c.done)
+}
+
+func toWireError(err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return &wire.Error{Condition: wire.ErrCondInternalError, Description: err.Error()}
+}

@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/wire"
+)
+
+// Options configure a Server. The zero value serves plain AMQP with SASL ANONYMOUS
+// and anonymous access without SASL.
+type Options struct {
+	// ContainerID is sent in the open frame. Default: "amqp1kit".
+	ContainerID string
+	// Properties are the open frame's properties (for example product and version).
+	Properties wire.Fields
+	// OfferedCapabilities are the open frame's offered capabilities.
+	OfferedCapabilities []wire.Symbol
+
+	// MaxFrameSize is the largest frame the server accepts, announced in open.
+	// Default: 65536. Values below 512 are raised to 512.
+	MaxFrameSize uint32
+	// ChannelMax is the highest channel number the server accepts. Default: 65535.
+	ChannelMax uint16
+	// IdleTimeout is the server's idle time-out, announced in open: a peer that sends
+	// nothing for this long is closed with amqp:resource-limit-exceeded. Zero means
+	// none. Default: 0.
+	IdleTimeout time.Duration
+	// MaxMessageSize bounds a message the server receives, announced in attach.
+	// Default: 64 MiB. Negative means no limit.
+	MaxMessageSize int64
+	// SessionWindow is the incoming window of each session, in transfer frames.
+	// Default: 5000.
+	SessionWindow uint32
+	// WriteTimeout bounds how long a write to a peer that stopped reading may block
+	// before the connection is dropped. Default: 30s.
+	WriteTimeout time.Duration
+	// MaxOutputBuffer bounds the bytes queued for one peer that does not read; past
+	// it the connection is dropped. Default: 64 MiB.
+	MaxOutputBuffer int
+	// HandshakeTimeout bounds protocol headers, TLS, SASL and open. Default: 30s.
+	HandshakeTimeout time.Duration
+
+	// TLS, if set, lets clients start TLS: from the first byte (as Proton and
+	// qdrouterd's TLS listeners do) or through the AMQP TLS protocol header.
+	TLS *tls.Config
+	// RequireTLS refuses clients that do not start TLS.
+	RequireTLS bool
+
+	// Users enables SASL PLAIN against this table of user name to password.
+	Users map[string]string
+	// DenyAnonymous refuses SASL ANONYMOUS and clients that skip SASL.
+	DenyAnonymous bool
+	// AllowExternal offers SASL EXTERNAL on TLS connections whose client presented a
+	// certificate the TLS configuration verified; the user is the certificate's
+	// subject common name.
+	AllowExternal bool
+
+	// Logger receives one line per connection event and per error. Default: discard.
+	Logger *slog.Logger
+	// Trace, if set, is called with every frame sent and received.
+	Trace func(TraceEvent)
+}
+
+// TraceEvent describes one frame for Options.Trace.
+type TraceEvent struct {
+	Conn     *Conn
+	Incoming bool
+	Channel  uint16
+	// Body is the decoded performative or SASL frame; nil for an empty frame.
+	Body wire.Marshaler
+	// PayloadSize is the number of message bytes a transfer carried.
+	PayloadSize int
+}
+
+func (o *Options) withDefaults() Options {
+	var v Options
+	if o != nil {
+		v = *o
+	}
+	if v.ContainerID == "" {
+		v.ContainerID = "amqp1kit"
+	}
+	if v.MaxFrameSize == 0 {
+		v.MaxFrameSize = 65536
+	}
+	if v.MaxFrameSize < wire.MinMaxFrameSize {
+		v.MaxFrameSize = wire.MinMaxFrameSize
+	}
+	if v.ChannelMax == 0 {
+		v.ChannelMax = 65535
+	}
+	if v.MaxMessageSize == 0 {
+		v.MaxMessageSize = 64 << 20
+	}
+	if v.SessionWindow == 0 {
+		v.SessionWindow = 5000
+	}
+	if v.WriteTimeout == 0 {
+		v.WriteTimeout = 30 * time.Second
+	}
+	if v.MaxOutputBuffer == 0 {
+		v.MaxOutputBuffer = 64 << 20
+	}
+	if v.HandshakeTimeout == 0 {
+		v.HandshakeTimeout = 30 * time.Second
+	}
+	if v.Logger == nil {
+		v.Logger = slog.New(slog.DiscardHandler)
+	}
+	return v
+}
