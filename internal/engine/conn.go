@@ -39,21 +39,21 @@ type Conn struct {
 	// Context is free for the handler's per-connection state.
 	Context any
 
-	mu          sync.Mutex
-	out         []byte
-	wake        chan struct{}
-	done        chan struct{}
-	sessions    map[uint16]*session // by the peer's channel
-	localChans  map[uint16]*session // by our channel
-	opened      bool                // open exchanged
-	closeSent   bool
-	dead        bool
-	deadErr     error
-	lastWrite   time.Time
-	flushClose  bool // close the socket once out is written
-	tracing     bool
-	closeOnce   sync.Once
-	writerDone  chan struct{} // closed when the writer exits; nil before it starts
+	mu         sync.Mutex
+	out        []byte
+	wake       chan struct{}
+	done       chan struct{}
+	sessions   map[uint16]*session // by the peer's channel
+	localChans map[uint16]*session // by our channel
+	opened     bool                // open exchanged
+	closeSent  bool
+	dead       bool
+	deadErr    error
+	lastWrite  time.Time
+	flushClose bool // close the socket once out is written
+	tracing    bool
+	closeOnce  sync.Once
+	writerDone chan struct{} // closed when the writer exits; nil before it starts
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *Conn {
