@@ -38,6 +38,7 @@ type Link struct {
 	deliveryCount uint32
 	credit        uint32
 	drain         bool
+	grantedLimit  uint32 // where the server receives: highest delivery-count+credit granted
 	available     uint32
 	nextTag       uint64
 	partial       *Delivery
@@ -182,6 +183,9 @@ func (l *Link) flowCredit(f func(uint32) uint32, drain bool) error {
 		return ErrWrongRole
 	}
 	l.credit = f(l.credit)
+	if limit := l.deliveryCount + l.credit; int32(limit-l.grantedLimit) > 0 {
+		l.grantedLimit = limit
+	}
 	if !l.answered {
 		// Called from Attach: the flow follows the server's attach.
 		l.flowPending = true

@@ -286,12 +286,17 @@ func (s *session) handleTransfer(t *wire.Transfer, payload []byte) error {
 			l.fail(wire.ErrCondInvalidField, "first transfer of a delivery without delivery-id")
 			return nil
 		}
-		if l.credit == 0 {
+		// A sender may still use credit the server has since reduced (the flow that
+		// reduced it may be in flight): only deliveries past the highest limit ever
+		// granted break the rules of part 2.6.7.
+		if int32(l.deliveryCount-l.grantedLimit) >= 0 {
 			c.mu.Unlock()
 			l.fail(wire.ErrCondTransferLimitExceeded, "transfer without link credit")
 			return nil
 		}
-		l.credit--
+		if l.credit > 0 {
+			l.credit--
+		}
 		l.deliveryCount++
 		d = &Delivery{link: l, ID: *t.DeliveryID, Tag: t.DeliveryTag, inbound: true}
 		if t.MessageFormat != nil {
@@ -427,6 +432,7 @@ func (s *session) handleAttach(a *wire.Attach) error {
 	if a.Role == wire.RoleSender && a.InitialDeliveryCount != nil {
 		l.deliveryCount = *a.InitialDeliveryCount
 	}
+	l.grantedLimit = l.deliveryCount
 	s.byRemote[a.Handle] = l
 	s.byLocal[local] = l
 	c.mu.Unlock()
