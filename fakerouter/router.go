@@ -1,0 +1,449 @@
+// Package fakerouter is an in-process AMQP 1.0 router that behaves like qdrouterd
+// (Apache Qpid Dispatch Router) as the oslo.messaging AMQP 1.0 deployment guide runs
+// it: no storage, messages go straight from a sender to a consumer chosen by the
+// address's distribution (closest, balanced, multicast), the consumer's outcome travels
+// back to the sender (end-to-end acknowledgement), senders get credit only while a
+// consumer can take their messages, multicast messages with no consumer are dropped,
+// and receivers may ask for dynamic (router-named) reply addresses. It speaks the real
+// wire protocol on a loopback port, so any AMQP 1.0 client can use it: go-amqp, Qpid
+// Proton, the Python oslo.messaging driver, amqp1kit's own driver.
+//
+// In a test:
+//
+//	r := fakerouter.RunT(t, nil)
+//	// dial r.URL() with any AMQP 1.0 client
+//
+// The router says "qpid-dispatch-router" in its open frame, so oslo.messaging drivers in
+// their default dynamic addressing mode pick the routable address syntax.
+package fakerouter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+
+	"github.com/amqp1kit/amqp1kit/internal/engine"
+	"github.com/amqp1kit/amqp1kit/internal/wire"
+)
+
+// Router is a fake qdrouterd. Its methods are safe for concurrent use.
+type Router struct {
+	opts Options
+	core *core
+	srv  *engine.Server
+
+	mu     sync.Mutex
+	ln     net.Listener
+	addr   string
+	closed bool
+	served chan struct{}
+}
+
+// New returns a router that is not listening yet: call Start. It reports bad options
+// (an unreadable or malformed ConfigFile, an unknown distribution).
+func New(opts *Options) (*Router, error) {
+	o, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCore(&o)
+	if err != nil {
+		return nil, err
+	}
+	return newRouter(o, c), nil
+}
+
+func newRouter(o Options, c *core) *Router {
+	r := &Router{opts: o, core: c}
+	eo := &engine.Options{
+		ContainerID: o.ID,
+		Properties: wire.Fields{
+			"product": "qpid-dispatch-router",
+			"version": o.Version,
+		},
+		OfferedCapabilities: []wire.Symbol{"ANONYMOUS-RELAY", "qd.streaming-links"},
+		MaxFrameSize:        o.MaxFrameSize,
+		IdleTimeout:         o.IdleTimeout,
+		MaxMessageSize:      o.MaxMessageSize,
+		TLS:                 o.TLS,
+		RequireTLS:          o.RequireTLS,
+		Users:               o.Users,
+		DenyAnonymous:       o.DenyAnonymous,
+		AllowExternal:       o.AllowExternal,
+		Logger:              o.Logger.With("router", o.ID),
+	}
+	if o.Trace != nil {
+		eo.Trace = func(ev engine.TraceEvent) { o.Trace(newFrame(ev)) }
+	}
+	r.srv = engine.NewServer(handler{r}, eo)
+	return r
+}
+
+// Run returns a router listening on opts.Addr (a free loopback port by default).
+func Run(opts *Options) (*Router, error) {
+	r, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Start(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Tester is the part of *testing.T that RunT uses, so it works with *testing.B and
+// other frameworks too.
+type Tester interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	Logf(format string, args ...any)
+}
+
+// RunT starts a router for a test and closes it when the test ends; a start failure
+// fails the test.
+func RunT(t Tester, opts *Options) *Router {
+	t.Helper()
+	r, err := Run(opts)
+	if err != nil {
+		t.Fatalf("fakerouter: %v", err)
+		return nil
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// Start listens on the configured address and serves in the background. The address
+// is bound when Start returns.
+func (r *Router) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("fakerouter: router closed")
+	}
+	if r.ln != nil {
+		return errors.New("fakerouter: already started")
+	}
+	ln, err := net.Listen("tcp", r.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("fakerouter: %w", err)
+	}
+	r.ln = ln
+	r.addr = ln.Addr().String()
+	r.served = make(chan struct{})
+	go func(served chan struct{}) {
+		defer close(served)
+		_ = r.srv.Serve(ln)
+	}(r.served)
+	r.opts.Logger.Info("fake router listening", "id", r.opts.ID, "addr", r.addr)
+	return nil
+}
+
+// Close closes every client connection (close with amqp:connection:forced) and stops
+// listening. It does not wait for clients: connections are closed actively.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	served := r.served
+	r.mu.Unlock()
+	err := r.srv.Close()
+	if served != nil {
+		<-served
+	}
+	return err
+}
+
+// Addr returns the host:port the router listens on ("" before Start).
+func (r *Router) Addr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addr
+}
+
+// URL returns amqp://host:port for clients.
+func (r *Router) URL() string { return "amqp://" + r.Addr() }
+
+// ID returns the router's id (its container-id).
+func (r *Router) ID() string { return r.opts.ID }
+
+// handler adapts a Router to the engine.
+type handler struct{ r *Router }
+
+func (h handler) Opened(*engine.Conn) error { return nil }
+
+func (h handler) Closed(*engine.Conn, error) {}
+
+func (h handler) Attach(l *engine.Link) error { return h.r.core.attach(h.r, l) }
+
+func (h handler) LinkDetached(l *engine.Link, _ *wire.Error) { h.r.core.linkDetached(l) }
+
+func (h handler) Delivery(l *engine.Link, d *engine.Delivery) { h.r.core.delivery(l, d) }
+
+func (h handler) Credit(l *engine.Link) { h.r.core.credit(l) }
+
+func (h handler) Disposition(l *engine.Link, d *engine.Delivery, state wire.DeliveryState, settled bool) {
+	h.r.core.disposition(l, d, state, settled)
+}
+
+// Counts are the deliveries of an address (or of the whole router).
+type Counts struct {
+	// Ingress counts messages received from senders.
+	Ingress uint64
+	// Delivered counts messages (and multicast copies) sent to consumers.
+	Delivered uint64
+	// Accepted, Released, Modified and Rejected count the outcomes given back to
+	// senders.
+	Accepted, Released, Modified, Rejected uint64
+	// Dropped counts messages (or multicast copies) no consumer got, whose sender had
+	// pre-settled them or sent them to a multicast address.
+	Dropped uint64
+}
+
+// AddressInfo describes one address the router knows.
+type AddressInfo struct {
+	Address      string
+	Distribution Distribution
+	// Dynamic is true for a router-named reply address.
+	Dynamic bool
+	// Consumers and Senders count the attached links.
+	Consumers, Senders int
+	// Waiting counts messages held for a consumer's credit.
+	Waiting int
+	Counts  Counts
+}
+
+// Addresses returns the addresses that have consumers, senders or waiting messages,
+// sorted by name.
+func (r *Router) Addresses() []AddressInfo {
+	c := r.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]AddressInfo, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n.info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out
+}
+
+// Address returns what the router knows of one address; ok is false when it has no
+// consumer, sender or waiting message.
+func (r *Router) Address(addr string) (AddressInfo, bool) {
+	c := r.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[addr]
+	if n == nil {
+		dist, _ := c.table.lookup(addr)
+		return AddressInfo{Address: addr, Distribution: dist}, false
+	}
+	return n.info(), true
+}
+
+func (n *node) info() AddressInfo {
+	return AddressInfo{
+		Address: n.name, Distribution: n.dist, Dynamic: n.dynamic,
+		Consumers: len(n.consumers), Senders: len(n.producers), Waiting: len(n.waiting),
+		Counts: n.counts,
+	}
+}
+
+// Distribution returns the distribution the address table gives addr.
+func (r *Router) Distribution(addr string) Distribution {
+	d, _ := r.core.table.lookup(addr)
+	return d
+}
+
+// Stats returns the counts over all addresses since the router started.
+func (r *Router) Stats() Counts {
+	c := r.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.totals
+}
+
+// LinkInfo describes one attached link, from the client's point of view.
+type LinkInfo struct {
+	// Conn identifies the connection.
+	Conn uint64
+	// Container is the client's container-id.
+	Container string
+	Name      string
+	// Role is the client's role: "sender" or "receiver".
+	Role    string
+	Address string
+	// Credit is the link's credit: granted to the client (sender) or by it
+	// (receiver).
+	Credit uint32
+	// Unsettled counts deliveries sent to the client it has not settled.
+	Unsettled int
+}
+
+// Links returns the links attached to this router.
+func (r *Router) Links() []LinkInfo {
+	var out []LinkInfo
+	for _, conn := range r.srv.Conns() {
+		for _, l := range conn.Links() {
+			role := "sender"
+			if l.Role() == wire.RoleSender {
+				role = "receiver"
+			}
+			out = append(out, LinkInfo{
+				Conn: conn.ID(), Container: conn.ContainerID(), Name: l.Name(), Role: role,
+				Address: l.Address(), Credit: l.Credit(), Unsettled: len(l.Unsettled()),
+			})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Conn != out[j].Conn {
+			return out[i].Conn < out[j].Conn
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Connections returns the number of client connections.
+func (r *Router) Connections() int { return len(r.srv.Conns()) }
+
+// WaitForConsumers blocks until addr has at least n consumers across the router (or
+// the mesh), like qdrouterd's system tests wait_address, or ctx ends.
+func (r *Router) WaitForConsumers(ctx context.Context, addr string, n int) error {
+	return r.waitFor(ctx, func(c *core) bool {
+		nd := c.nodes[addr]
+		return nd != nil && len(nd.consumers) >= n
+	}, fmt.Sprintf("%d consumers on %q", n, addr))
+}
+
+// WaitForPrefix blocks until at least n consumers are attached to addresses that
+// start with prefix, or ctx ends. It suits clients whose exact addresses are not
+// known in advance (an oslo.messaging server's three links, for example).
+func (r *Router) WaitForPrefix(ctx context.Context, prefix string, n int) error {
+	return r.waitFor(ctx, func(c *core) bool {
+		total := 0
+		for name, nd := range c.nodes {
+			if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
+				total += len(nd.consumers)
+			}
+		}
+		return total >= n
+	}, fmt.Sprintf("%d consumers under %q", n, prefix))
+}
+
+func (r *Router) waitFor(ctx context.Context, cond func(*core) bool, what string) error {
+	c := r.core
+	for {
+		c.mu.Lock()
+		ok := cond(c)
+		ch := c.changed
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("fakerouter: waiting for %s: %w", what, ctx.Err())
+		}
+	}
+}
+
+// CloseConnections closes every client connection with amqp:connection:forced; the
+// router keeps listening, so clients may reconnect.
+func (r *Router) CloseConnections() { r.srv.CloseConns("closed by fakerouter.CloseConnections") }
+
+// DropConnections cuts every client connection without an AMQP close, as a crash or a
+// network failure would.
+func (r *Router) DropConnections() {
+	for _, c := range r.srv.Conns() {
+		c.Drop()
+	}
+}
+
+// StopCredit takes all credit back from senders and grants none until ResumeCredit:
+// senders block as if no consumer could take their messages.
+func (r *Router) StopCredit() {
+	c := r.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.creditStopped = true
+	for _, n := range c.nodes {
+		c.refreshCreditLocked(n)
+	}
+}
+
+// ResumeCredit undoes StopCredit.
+func (r *Router) ResumeCredit() {
+	c := r.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.creditStopped = false
+	for _, n := range c.nodes {
+		c.refreshCreditLocked(n)
+	}
+}
+
+// HoldSettlements keeps consumers' outcomes from reaching senders until
+// ReleaseSettlements: senders wait as if consumers were slow to acknowledge.
+func (r *Router) HoldSettlements() {
+	c := r.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holdSettle = true
+}
+
+// ReleaseSettlements sends the held outcomes and stops holding.
+func (r *Router) ReleaseSettlements() {
+	c := r.core
+	c.mu.Lock()
+	held := c.held
+	c.held, c.holdSettle = nil, false
+	c.mu.Unlock()
+	for _, h := range held {
+		h.in.Settle(h.state)
+	}
+}
+
+// Outcome names a delivery outcome for SetOutcome.
+type Outcome string
+
+// Outcomes a sender may be given.
+const (
+	OutcomeNone     Outcome = ""
+	OutcomeAccepted Outcome = "accepted"
+	OutcomeReleased Outcome = "released"
+	OutcomeModified Outcome = "modified" // with delivery-failed
+	OutcomeRejected Outcome = "rejected"
+)
+
+// SetOutcome makes every sender get outcome o instead of the consumer's, until called
+// with OutcomeNone: a fault to see how a client handles refusals. Messages still go to
+// consumers.
+func (r *Router) SetOutcome(o Outcome) error {
+	var st wire.DeliveryState
+	switch o {
+	case OutcomeNone:
+	case OutcomeAccepted:
+		st = &wire.Accepted{}
+	case OutcomeReleased:
+		st = &wire.Released{}
+	case OutcomeModified:
+		st = &wire.Modified{DeliveryFailed: true}
+	case OutcomeRejected:
+		st = &wire.Rejected{Error: &wire.Error{Condition: wire.ErrCondNotAllowed, Description: "rejected by fakerouter.SetOutcome"}}
+	default:
+		return fmt.Errorf("fakerouter: unknown outcome %q", o)
+	}
+	c := r.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.override = st
+	return nil
+}
