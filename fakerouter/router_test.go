@@ -120,11 +120,8 @@ func TestBalancedSpreadsAndSettlesEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	var got *amqp.Message
 	var from *amqp.Receiver
-	select {
-	case <-time.After(100 * time.Millisecond):
-	}
 	for _, rcv := range []*amqp.Receiver{r1, r2} {
-		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		m, err := rcv.Receive(pctx, nil)
 		cancel()
 		if err == nil {
