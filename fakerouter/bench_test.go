@@ -1,0 +1,219 @@
+package fakerouter_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+
+	"github.com/amqp1kit/amqp1kit/fakerouter"
+	"github.com/amqp1kit/amqp1kit/internal/engine"
+	"github.com/amqp1kit/amqp1kit/internal/wire"
+)
+
+// pipelinedSend sends b.N messages of size bytes on snd, keeping up to window
+// unsettled, and waits for every outcome.
+func pipelinedSend(b *testing.B, snd *amqp.Sender, size, window int) {
+	ctx := context.Background()
+	body := make([]byte, size)
+	receipts := make(chan amqp.SendReceipt, window)
+	errs := make(chan error, 1)
+	go func() {
+		var first error
+		for r := range receipts {
+			if _, err := r.Wait(ctx); err != nil && first == nil {
+				first = err
+			}
+		}
+		errs <- first
+	}()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		r, err := snd.SendWithReceipt(ctx, amqp.NewMessage(body), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		receipts <- r
+	}
+	close(receipts)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+func dialB(b *testing.B, url string) *amqp.Session {
+	ctx := context.Background()
+	conn, err := amqp.Dial(ctx, url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sess
+}
+
+// BenchmarkRouterPassThrough: go-amqp sender → fake router → go-amqp receiver, 1 KiB
+// messages, unsettled (end-to-end acknowledged), receiver credit 500.
+func BenchmarkRouterPassThrough(b *testing.B) {
+	r := fakerouter.RunT(b, nil)
+	ctx := context.Background()
+	addr := "openstack.org/om/rpc/anycast/bench/pass"
+	rcv, err := dialB(b, r.URL()).NewReceiver(ctx, addr, &amqp.ReceiverOptions{Credit: 500})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := rcv.Receive(ctx, nil)
+			if err != nil {
+				return
+			}
+			if err := rcv.AcceptMessage(ctx, m); err != nil {
+				return
+			}
+		}
+	}()
+	if err := r.WaitForConsumers(ctx, addr, 1); err != nil {
+		b.Fatal(err)
+	}
+	snd, err := dialB(b, r.URL()).NewSender(ctx, addr, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pipelinedSend(b, snd, 1024, 250)
+	_ = rcv.Close(ctx)
+	<-done
+}
+
+// settleOnly grants credit and accepts every message: a server that only settles, the
+// client's own limit.
+type settleOnly struct{ engine.NopHandler }
+
+func (settleOnly) Attach(l *engine.Link) error {
+	if l.Role() == wire.RoleReceiver {
+		return l.SetCredit(500)
+	}
+	return nil
+}
+
+func (settleOnly) Delivery(l *engine.Link, d *engine.Delivery) {
+	d.Settle(&wire.Accepted{})
+	if l.Credit() < 250 {
+		_ = l.SetCredit(500)
+	}
+}
+
+// BenchmarkSettleOnlyServer is the same sender against a server that settles at once.
+func BenchmarkSettleOnlyServer(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := engine.NewServer(settleOnly{}, nil)
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { srv.Close() })
+	snd, err := dialB(b, "amqp://"+ln.Addr().String()).NewSender(context.Background(), "sink", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pipelinedSend(b, snd, 1024, 250)
+}
+
+// BenchmarkRunT measures start-to-ready: a router listening, address known.
+func BenchmarkRunT(b *testing.B) {
+	b.ReportAllocs()
+	for range b.N {
+		r, err := fakerouter.Run(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		_ = r.Close()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkIdleConnections measures the memory an idle client connection costs the
+// router: 1000 raw connections that open and then say nothing.
+func BenchmarkIdleConnections(b *testing.B) {
+	const n = 1000
+	for range b.N {
+		b.StopTimer()
+		r, err := fakerouter.Run(&fakerouter.Options{IdleTimeout: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		conns := make([]net.Conn, 0, n)
+		for range n {
+			c, err := openRaw(r.Addr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		b.StopTimer()
+		for r.Connections() < n {
+			time.Sleep(time.Millisecond)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		used := (after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse)
+		b.ReportMetric(float64(used)/n/1024, "KiB/conn")
+		for _, c := range conns {
+			c.Close()
+		}
+		_ = r.Close()
+	}
+}
+
+// openRaw does the AMQP header and open exchange by hand and leaves the connection
+// idle, so the client side costs next to nothing.
+func openRaw(addr string) (net.Conn, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	hdr := wire.ProtocolHeader{ID: wire.ProtoAMQP, Major: 1}.Bytes()
+	out := append([]byte{}, hdr[:]...)
+	out, err = wire.AppendFrame(out, wire.FrameAMQP, 0, &wire.Open{ContainerID: "idle", MaxFrameSize: 65536, ChannelMax: 65535}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write(out); err != nil {
+		return nil, err
+	}
+	// Read the server's header and open.
+	buf := make([]byte, 8)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	if _, err := io.ReadFull(c, buf[:8]); err != nil {
+		return nil, err
+	}
+	h, err := wire.ParseFrameHeader(buf, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(c, make([]byte, h.Size-8)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
