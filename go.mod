@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/Azure/go-amqp v1.7.0
+	github.com/alecthomas/kong v1.17.0
 	github.com/stretchr/testify v1.12.1
 )
 
