@@ -160,6 +160,33 @@ func (r *Router) Close() error {
 	return err
 }
 
+// Restart cuts every client connection and the listener, then listens again on the
+// same address, keeping the address table and counts: what a client sees when the
+// real router restarts.
+func (r *Router) Restart() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.ln == nil {
+		return errors.New("fakerouter: restart of a router that is not running")
+	}
+	r.ln.Close()
+	<-r.served
+	for _, c := range r.srv.Conns() {
+		c.Drop()
+	}
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		return fmt.Errorf("fakerouter: restart: %w", err)
+	}
+	r.ln = ln
+	r.served = make(chan struct{})
+	go func(served chan struct{}) {
+		defer close(served)
+		_ = r.srv.Serve(ln)
+	}(r.served)
+	return nil
+}
+
 // Addr returns the host:port the router listens on ("" before Start).
 func (r *Router) Addr() string {
 	r.mu.Lock()

@@ -581,3 +581,17 @@ func TestTraceSeesFrames(t *testing.T) {
 	require.Contains(t, frames, "open")
 	require.Contains(t, frames, "attach")
 }
+
+func TestRestartKeepsTheAddress(t *testing.T) {
+	r := fakerouter.RunT(t, nil)
+	addr := r.Addr()
+	c := connect(t, r.URL())
+	require.NoError(t, r.Restart())
+	require.Equal(t, addr, r.Addr())
+	select {
+	case <-c.conn.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the old connection survived the restart")
+	}
+	connect(t, r.URL()).receiver("unicast.after", 1)
+}
