@@ -22,6 +22,9 @@ type Conn struct {
 	srv *Server
 	h   Handler
 	id  uint64
+	raw net.Conn // the accepted socket, never replaced
+	// nc is the socket or the TLS connection over it. The serving goroutine replaces
+	// it during the handshake under mu; other goroutines read it under mu.
 	nc  net.Conn
 	rd  *bufio.Reader
 	log *slog.Logger
@@ -35,6 +38,9 @@ type Conn struct {
 	peerIdle     time.Duration
 	channelMax   uint16
 	hdr          [wire.FrameHeaderSize]byte
+	// handlerOpened is set once Handler.Opened has been called; only then does the
+	// handler hear Closed. Used by the serving goroutine only.
+	handlerOpened bool
 
 	// Context is free for the handler's per-connection state.
 	Context any
@@ -49,7 +55,6 @@ type Conn struct {
 	closeSent  bool
 	dead       bool
 	deadErr    error
-	lastWrite  time.Time
 	flushClose bool // close the socket once out is written
 	tracing    bool
 	closeOnce  sync.Once
@@ -61,6 +66,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *Conn {
 		srv:        s,
 		h:          s.handler,
 		id:         id,
+		raw:        nc,
 		nc:         nc,
 		rd:         bufio.NewReaderSize(nc, readBufferSize),
 		wake:       make(chan struct{}, 1),
@@ -77,7 +83,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *Conn {
 func (c *Conn) ID() uint64 { return c.id }
 
 // RemoteAddr returns the client's network address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
 
 // User returns the authenticated SASL user ("anonymous" for ANONYMOUS, "" when the
 // client skipped SASL).
@@ -161,14 +167,29 @@ func (c *Conn) drop(err error) {
 		c.deadErr = err
 	}
 	c.mu.Unlock()
-	c.closeOnce.Do(func() { c.nc.Close() })
+	c.closeSocket()
+}
+
+// closeSocket closes the connection's socket (through TLS if it has been started)
+// once; any goroutine may call it, but not with mu held.
+func (c *Conn) closeSocket() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		nc := c.nc
+		c.mu.Unlock()
+		nc.Close()
+	})
 }
 
 func (c *Conn) sendCloseLocked(err *wire.Error) {
-	c.closeSent = true
 	c.writeLocked(0, &wire.Close{Error: err}, nil)
+	c.closeSent = true // after the close itself: writeLocked drops frames from here on
 	c.flushClose = false
 }
+
+// closingLocked reports whether the server may no longer send on the connection: it
+// is gone, or the server has sent close (part 2.4.3: nothing may follow it).
+func (c *Conn) closingLocked() bool { return c.dead || c.closeSent }
 
 func (c *Conn) trace(in bool, ch uint16, body wire.Marshaler, n int) {
 	if c.srv.opts.Trace != nil {
@@ -194,12 +215,17 @@ func (c *Conn) readFrame(max uint32) (wire.FrameHeader, []byte, error) {
 	if _, err := io.ReadFull(c.rd, body); err != nil {
 		return h, nil, err
 	}
-	return h, body[int(h.DataOff)*4-wire.FrameHeaderSize:], nil
+	body = body[int(h.DataOff)*4-wire.FrameHeaderSize:]
+	if len(body) == 0 {
+		return h, nil, nil // an extended header and no body: still an empty frame
+	}
+	return h, body, nil
 }
 
-// writeLocked encodes a frame into the output buffer and wakes the writer.
+// writeLocked encodes a frame into the output buffer and wakes the writer. Frames
+// after the server's close are dropped.
 func (c *Conn) writeLocked(ch uint16, body wire.Marshaler, payload []byte) {
-	if c.dead {
+	if c.closingLocked() {
 		return
 	}
 	var err error
@@ -220,7 +246,7 @@ func (c *Conn) kick() {
 		c.dead = true
 		c.deadErr = fmt.Errorf("peer is not reading: %d bytes queued", len(c.out))
 		c.log.Warn("dropping connection: output buffer over limit", "bytes", len(c.out))
-		go c.closeOnce.Do(func() { c.nc.Close() })
+		go c.closeSocket()
 		return
 	}
 	select {
@@ -233,18 +259,22 @@ func (c *Conn) kick() {
 // peer's time-out from firing.
 func (c *Conn) writeLoop() {
 	var spare []byte
+	// The keep-alive timer runs from the end of the last write: whatever the
+	// scheduling delays, the peer never waits more than half its idle time-out
+	// (plus those delays) for a frame.
+	var keepAlive *time.Timer
 	var tick <-chan time.Time
 	if c.peerIdle > 0 {
-		t := time.NewTicker(c.peerIdle / 2)
-		defer t.Stop()
-		tick = t.C
+		keepAlive = time.NewTimer(c.peerIdle / 2)
+		defer keepAlive.Stop()
+		tick = keepAlive.C
 	}
 	for {
 		select {
 		case <-c.wake:
 		case <-tick:
 			c.mu.Lock()
-			if time.Since(c.lastWrite) >= c.peerIdle/2 && len(c.out) == 0 && !c.dead {
+			if len(c.out) == 0 && !c.dead {
 				c.out, _ = wire.AppendFrame(c.out, wire.FrameAMQP, 0, nil, nil) // empty frame
 			}
 			c.mu.Unlock()
@@ -255,7 +285,6 @@ func (c *Conn) writeLoop() {
 		buf := c.out
 		c.out = spare[:0]
 		closeAfter := c.flushClose
-		c.lastWrite = time.Now()
 		c.mu.Unlock()
 		if len(buf) > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
@@ -263,9 +292,16 @@ func (c *Conn) writeLoop() {
 				c.drop(fmt.Errorf("write: %w", err))
 				return
 			}
+			if keepAlive != nil {
+				keepAlive.Reset(c.peerIdle / 2)
+			}
 		}
+		// The written buffer becomes the next spare; a very large one is dropped,
+		// and then so is the old spare, which c.out now uses.
 		if cap(buf) <= 1<<20 {
 			spare = buf
+		} else {
+			spare = nil
 		}
 		if closeAfter {
 			c.drop(nil)
@@ -310,6 +346,7 @@ func (c *Conn) run() error {
 	c.channelMax = min(open.ChannelMax, opts.ChannelMax)
 	c.log.Debug("open", "container", open.ContainerID, "user", c.user, "mechanism", c.mechanism)
 
+	c.handlerOpened = true
 	refusal := c.h.Opened(c)
 	c.mu.Lock()
 	c.opened = true
@@ -421,6 +458,14 @@ func (c *Conn) isDead() bool {
 
 // dispatch handles one performative; done reports an orderly end of the connection.
 func (c *Conn) dispatch(ch uint16, p wire.Performative, payload []byte) (bool, error) {
+	if _, ok := p.(*wire.Close); !ok {
+		c.mu.Lock()
+		closeSent := c.closeSent
+		c.mu.Unlock()
+		if closeSent {
+			return false, nil // the server has closed: only the peer's close matters now
+		}
+	}
 	if _, ok := p.(*wire.Transfer); !ok && len(payload) > 0 {
 		return false, c.protocolError(wire.ErrCondFramingError, fmt.Sprintf("%d stray bytes after %T", len(payload), p))
 	}
@@ -498,15 +543,6 @@ func (c *Conn) handleBegin(ch uint16, b *wire.Begin) error {
 
 // teardown runs once the connection's read side is over.
 func (c *Conn) teardown(err error) {
-	var re *RemoteError
-	if err != nil && !errors.As(err, &re) {
-		var we *wire.Error
-		if errors.As(err, &we) {
-			c.log.Info("connection closed with error", "err", err)
-		} else if !errors.Is(err, net.ErrClosed) {
-			c.log.Info("connection ended", "err", err)
-		}
-	}
 	c.mu.Lock()
 	var links []*Link
 	for _, s := range c.sessions {
@@ -520,10 +556,21 @@ func (c *Conn) teardown(err error) {
 	} else if c.deadErr == nil {
 		c.deadErr = err
 	}
-	wasOpened := c.opened
+	// The first cause wins: a connection dropped by the writer (a peer that stopped
+	// reading) or by Close ends its read loop without an error of its own.
+	err = c.deadErr
 	c.flushClose = true
 	c.kick()
 	c.mu.Unlock()
+	var re *RemoteError
+	if err != nil && !errors.As(err, &re) {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			c.log.Info("connection closed with error", "err", err)
+		} else if !errors.Is(err, net.ErrClosed) {
+			c.log.Info("connection ended", "err", err)
+		}
+	}
 	if c.writerDone != nil {
 		// Let the writer flush what is queued (a final close), bounded.
 		select {
@@ -531,12 +578,12 @@ func (c *Conn) teardown(err error) {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	c.closeOnce.Do(func() { c.nc.Close() })
+	c.closeSocket()
 	connErr := &wire.Error{Condition: wire.ErrCondConnectionForced, Description: "connection closed"}
 	for _, l := range links {
 		c.h.LinkDetached(l, connErr)
 	}
-	if wasOpened {
+	if c.handlerOpened {
 		c.h.Closed(c, err)
 	}
 	close(c.done)

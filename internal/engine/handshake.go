@@ -139,7 +139,9 @@ func (c *Conn) startTLS() error {
 	}
 	st := tc.ConnectionState()
 	c.tlsState = &st
+	c.mu.Lock()
 	c.nc = tc
+	c.mu.Unlock()
 	c.rd = bufio.NewReaderSize(tc, readBufferSize)
 	return nil
 }

@@ -176,7 +176,7 @@ func (l *Link) flowCredit(f func(uint32) uint32, drain bool) error {
 	c := l.s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if l.gone || l.detachSent || c.dead {
+	if l.gone || l.detachSent || c.closingLocked() {
 		return ErrLinkClosed
 	}
 	if l.role != wire.RoleReceiver {
@@ -206,7 +206,7 @@ func (l *Link) Send(payload []byte, settled bool, ctx any) (*Delivery, error) {
 	c := l.s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if l.gone || l.detachSent || c.dead || l.s.ended {
+	if l.gone || l.detachSent || c.closingLocked() || l.s.ended {
 		return nil, ErrLinkClosed
 	}
 	if l.role != wire.RoleSender {
@@ -255,6 +255,8 @@ func (l *Link) Close(err *wire.Error) {
 	notify := l.accepted
 	l.gone = true
 	l.partial = nil
+	// Transfers still waiting for the session window must not follow the detach.
+	l.s.removePendingLocked(l)
 	c.mu.Unlock()
 	if notify {
 		if err == nil {
@@ -335,7 +337,7 @@ func (d *Delivery) disposition(state wire.DeliveryState, settled bool) {
 			return // the peer has already forgotten it
 		}
 	}
-	if c.dead || s.ended {
+	if c.closingLocked() || s.ended {
 		return
 	}
 	role := wire.RoleReceiver

@@ -98,6 +98,16 @@ func (s *session) detachAllLocked() []*Link {
 }
 
 func (s *session) handle(p wire.Performative, payload []byte) error {
+	if _, isEnd := p.(*wire.End); !isEnd {
+		s.c.mu.Lock()
+		ended := s.ended
+		s.c.mu.Unlock()
+		if ended {
+			// The server has ended the session: frames the peer sent before it read
+			// the end are moot, and nothing may be sent on the channel but nothing.
+			return nil
+		}
+	}
 	switch p := p.(type) {
 	case *wire.Attach:
 		return s.handleAttach(p)
@@ -161,9 +171,15 @@ func (s *session) handleFlow(f *wire.Flow) error {
 		return nil
 	}
 	l := s.byRemote[*f.Handle]
-	if l == nil || l.gone {
+	if l == nil {
 		c.mu.Unlock()
 		return s.sessionError(wire.ErrCondUnattachedHandle, fmt.Sprintf("flow for handle %d, which is not attached", *f.Handle))
+	}
+	if l.gone || l.detachSent {
+		// The server detached (or refused) the link and the peer has not answered
+		// yet: the flow crossed the detach and is moot.
+		c.mu.Unlock()
+		return nil
 	}
 	if l.role == wire.RoleSender {
 		// The peer is the receiver: its credit, relative to its view of the
@@ -261,7 +277,7 @@ func (s *session) handleTransfer(t *wire.Transfer, payload []byte) error {
 	}
 	s.incomingWindow--
 	s.nextIncomingID++
-	if s.incomingWindow < s.incomingWindowMax/2 {
+	if s.incomingWindow <= s.incomingWindowMax/2 { // <=: a window of 1 must reopen too
 		s.incomingWindow = s.incomingWindowMax
 		s.sendFlowLocked(nil)
 	}

@@ -4,7 +4,8 @@
 Run by Go tests as a subprocess with Debian's /usr/bin/python3 (python3-qpid-proton 0.37):
 
   proton_client.py --url amqp://[user:pass@]127.0.0.1:PORT
-      [--sasl-mechs "PLAIN"|"ANONYMOUS"] [--allow-insecure]
+      [--sasl-mechs "PLAIN"|"ANONYMOUS"] [--allow-insecure] [--no-sasl]
+      [--max-frame-size BYTES]
       [--send ADDRESS --count N --size BYTES [--presettled]]
       [--receive ADDRESS --count N [--size BYTES]]
       [--timeout SECONDS]
@@ -28,6 +29,11 @@ Output: one JSON object on stdout, e.g.
 Exit status: 0 on success; 1 on an AMQP error (connection, session, link or
 transport error, SASL failure), a timeout or a body check failure, with "error"
 set to "<condition>: <description>"; 2 on bad usage (from argparse).
+
+--no-sasl connects without any SASL layer: the AMQP protocol header comes first, as
+the Python oslo driver does when it has no credentials. --max-frame-size sets the
+max-frame-size Proton announces in its open (Proton's default is unlimited), so that
+the peer must split large messages it sends to this client.
 
 Every wait is bounded by --timeout (default 10 s): the client never reconnects.
 """
@@ -165,8 +171,12 @@ class Client(MessagingHandler):
             "reconnect": False,
             "allow_insecure_mechs": self.args.allow_insecure,
         }
-        if self.args.sasl_mechs:
+        if self.args.no_sasl:
+            kwargs["sasl_enabled"] = False
+        elif self.args.sasl_mechs:
             kwargs["allowed_mechs"] = self.args.sasl_mechs
+        if self.args.max_frame_size:
+            kwargs["max_frame_size"] = self.args.max_frame_size
         self.conn = event.container.connect(self.args.url, **kwargs)
 
     def on_timer_task(self, event):
@@ -191,7 +201,8 @@ class Client(MessagingHandler):
             "sasl_mech": None,
         }
         try:
-            if event.transport is not None:
+            # transport.sasl() would create a SASL layer: not on a --no-sasl transport.
+            if event.transport is not None and not self.args.no_sasl:
                 self.peer["sasl_mech"] = event.transport.sasl().mech or None
         except Exception:  # noqa: BLE001 - SASL disabled or not negotiated
             pass
@@ -362,6 +373,10 @@ def parse_args(argv):
                    help='space-separated SASL mechanisms to allow, e.g. "PLAIN" or "ANONYMOUS"')
     p.add_argument("--allow-insecure", action="store_true",
                    help="allow mechanisms that send clear-text passwords (PLAIN) without TLS")
+    p.add_argument("--no-sasl", action="store_true",
+                   help="no SASL layer at all: send the AMQP protocol header first")
+    p.add_argument("--max-frame-size", type=int, default=None, metavar="BYTES",
+                   help="max-frame-size announced in open (default: Proton's, unlimited)")
     p.add_argument("--send", metavar="ADDRESS", default=None)
     p.add_argument("--receive", metavar="ADDRESS", default=None)
     p.add_argument("--count", type=int, default=1)
@@ -380,6 +395,10 @@ def parse_args(argv):
         p.error("--size must be >= 0")
     if args.timeout <= 0:
         p.error("--timeout must be > 0")
+    if args.max_frame_size is not None and args.max_frame_size < 512:
+        p.error("--max-frame-size must be >= 512 (AMQP's minimum)")
+    if args.no_sasl and args.sasl_mechs:
+        p.error("--no-sasl and --sasl-mechs exclude each other")
     return args
 
 
