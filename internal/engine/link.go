@@ -46,8 +46,12 @@ type Link struct {
 	accepted      bool
 	answered      bool // the server's attach was sent
 	flowPending   bool // credit granted during Attach, to announce after it
-	detachSent    bool
-	gone          bool
+	// flowDeferred: a flow waits behind deliveries queued for the session window;
+	// flowDeferredDrain: it answers a drain.
+	flowDeferred      bool
+	flowDeferredDrain bool
+	detachSent        bool
+	gone              bool
 
 	// Context is free for the handler's per-link state.
 	Context any

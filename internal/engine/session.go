@@ -223,14 +223,16 @@ func (s *session) handleFlow(f *wire.Flow) error {
 	}
 	// The peer is the sender: it reports its delivery-count (after a drain it has
 	// spent the credit it could not use) and available.
-	if f.DeliveryCount != nil {
-		spent := *f.DeliveryCount - l.deliveryCount
+	if dc := f.DeliveryCount; dc != nil && int32(*dc-l.deliveryCount) > 0 && int32(l.grantedLimit-*dc) >= 0 {
+		// Only forward and within what was granted: a delivery-count moved back
+		// would hand the sender its spent credit again.
+		spent := *dc - l.deliveryCount
 		if spent >= l.credit {
 			l.credit = 0
 		} else {
 			l.credit -= spent
 		}
-		l.deliveryCount = *f.DeliveryCount
+		l.deliveryCount = *dc
 	}
 	if f.Available != nil {
 		l.available = *f.Available
@@ -243,8 +245,15 @@ func (s *session) handleFlow(f *wire.Flow) error {
 	return nil
 }
 
-// sendFlowLocked sends the session's flow state and, with l, the link's.
+// sendFlowLocked sends the session's flow state and, with l, the link's. A link's
+// flow counts the deliveries sent on it, so while some wait for the peer's session
+// window the flow waits behind them (flushPendingLocked sends it).
 func (s *session) sendFlowLocked(l *Link) {
+	if l != nil && s.hasPendingLocked(l) {
+		l.flowDeferred = true
+		l.flowDeferredDrain = l.flowDeferredDrain || l.drain
+		return
+	}
 	next := s.nextIncomingID
 	f := &wire.Flow{
 		NextIncomingID: &next,
@@ -255,7 +264,8 @@ func (s *session) sendFlowLocked(l *Link) {
 	if l != nil {
 		h, dc, cr := l.local, l.deliveryCount, l.credit
 		f.Handle, f.DeliveryCount, f.LinkCredit = &h, &dc, &cr
-		f.Drain = l.drain
+		f.Drain = l.drain || l.flowDeferredDrain
+		l.flowDeferred, l.flowDeferredDrain = false, false
 		if l.role == wire.RoleSender {
 			av := uint32(0)
 			f.Available = &av
@@ -539,6 +549,15 @@ func (s *session) handleDetach(dt *wire.Detach) error {
 	return nil
 }
 
+func (s *session) hasPendingLocked(l *Link) bool {
+	for _, o := range s.pending {
+		if o.l == l {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *session) removePendingLocked(l *Link) {
 	kept := s.pending[:0]
 	for _, o := range s.pending {
@@ -553,10 +572,12 @@ func (s *session) removePendingLocked(l *Link) {
 func (s *session) flushPendingLocked() {
 	for len(s.pending) > 0 && s.remoteInWindow > 0 {
 		o := s.pending[0]
-		if s.frameLocked(o) {
-			s.pending = s.pending[1:]
-		} else {
+		if !s.frameLocked(o) {
 			return
+		}
+		s.pending = s.pending[1:]
+		if o.l.flowDeferred && !s.hasPendingLocked(o.l) {
+			s.sendFlowLocked(o.l)
 		}
 	}
 	if len(s.pending) == 0 {

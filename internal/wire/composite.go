@@ -217,7 +217,7 @@ func appendMessageID(b []byte, v any) ([]byte, error) {
 	case []byte:
 		return AppendBinary(b, v), nil
 	case string:
-		return AppendString(b, v), nil
+		return appendUTF8(b, v)
 	}
 	return b, fmt.Errorf("amqp encode: message-id of Go type %T (want uint64, UUID, []byte or string)", v)
 }
@@ -235,4 +235,13 @@ func readMap(d *Decoder) (*Map, error) {
 		return m, nil
 	}
 	return nil, malformed("expected a map, found %T", v)
+}
+
+// nonNilSymbols makes a mandatory multiple-symbol field that the caller left nil encode
+// as an empty array rather than as null.
+func nonNilSymbols(v []Symbol) []Symbol {
+	if v == nil {
+		return []Symbol{}
+	}
+	return v
 }

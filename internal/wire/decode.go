@@ -159,6 +159,12 @@ func (d *Decoder) compoundHeader(c byte) (count int, end int, err error) {
 		if count > int(size)-1 && c != TypeArray8 {
 			return 0, 0, malformed("compound 0x%02x claims %d elements in %d bytes", c, count, size-1)
 		}
+		// Arrays: at most one element per byte of size, as for array32. Without this
+		// bound an array8 of 255 zero-width elements (nulls, list0) fits in 3 bytes, and
+		// an array of such arrays decodes 85 values per input byte.
+		if count > int(size) {
+			return 0, 0, malformed("array claims %d elements in %d bytes", count, size)
+		}
 		return count, end, nil
 	case TypeList32, TypeMap32, TypeArray32:
 		size, err := d.u32()
@@ -417,6 +423,9 @@ func (d *Decoder) readArray(c byte) (any, error) {
 			return nil, err
 		}
 	}
+	if ec == TypeDescribed || !knownCode[ec] {
+		return nil, malformed("array element constructor 0x%02x", ec)
+	}
 	a.Code = ec
 	if w := fixedWidth(ec); w > 0 && n > (end-d.off)/w {
 		return nil, malformed("array of %d elements of %d bytes in %d bytes", n, w, end-d.off)
@@ -432,6 +441,21 @@ func (d *Decoder) readArray(c byte) (any, error) {
 	}
 	return a, d.expectEnd(end)
 }
+
+// knownCode marks the format codes of part 1.6 (the described-type constructor 0x00
+// included).
+var knownCode = func() (t [256]bool) {
+	for _, c := range []byte{TypeDescribed, TypeNull, TypeTrue, TypeFalse, TypeBoolean,
+		TypeUbyte, TypeUshort, TypeUint, TypeSmallUint, TypeUint0, TypeUlong, TypeSmallUlong,
+		TypeUlong0, TypeByte, TypeShort, TypeInt, TypeSmallInt, TypeLong, TypeSmallLong,
+		TypeFloat, TypeDouble, TypeDecimal32, TypeDecimal64, TypeDecimal128, TypeChar,
+		TypeTimestamp, TypeUUID, TypeVbin8, TypeVbin32, TypeStr8, TypeStr32, TypeSym8,
+		TypeSym32, TypeList0, TypeList8, TypeList32, TypeMap8, TypeMap32, TypeArray8,
+		TypeArray32} {
+		t[c] = true
+	}
+	return t
+}()
 
 // readElement reads an array element that has no constructor of its own.
 func (d *Decoder) readElement(c byte) (any, error) {
@@ -502,9 +526,12 @@ func (d *Decoder) skipWith(c byte) error {
 	case TypeList0:
 		return nil
 	case TypeList8, TypeList32, TypeMap8, TypeMap32, TypeArray8, TypeArray32:
-		_, end, err := d.compoundHeader(c)
+		n, end, err := d.compoundHeader(c)
 		if err != nil {
 			return err
+		}
+		if (c == TypeMap8 || c == TypeMap32) && n%2 != 0 {
+			return malformed("map with an odd count %d", n)
 		}
 		d.off = end
 		return nil
@@ -517,7 +544,7 @@ func (d *Decoder) skipWith(c byte) error {
 		return nil
 	}
 	w := fixedWidth(c)
-	if w < 0 {
+	if w < 0 || !knownCode[c] {
 		return malformed("unknown format code 0x%02x", c)
 	}
 	if err := d.need(w); err != nil {
@@ -529,7 +556,7 @@ func (d *Decoder) skipWith(c byte) error {
 
 // ReadDescriptor reads a described-type constructor and its descriptor and returns the
 // descriptor's numeric code; symbolic descriptors of known types are mapped to their
-// code, unknown ones give ok=false with the symbol in sym.
+// code, and an unknown symbolic descriptor (or one of another type) is an error.
 func (d *Decoder) ReadDescriptor() (code uint64, err error) {
 	c, err := d.code()
 	if err != nil {
@@ -834,7 +861,7 @@ func (d *Decoder) ReadFields() (Fields, error) {
 	if err != nil || null {
 		return nil, err
 	}
-	f := make(Fields, n)
+	f := make(Fields, sizeHint(n))
 	for range n {
 		k, _, err := d.readText("fields key", true, true)
 		if err != nil {
@@ -859,7 +886,7 @@ func (d *Decoder) ReadAnnotations() (Annotations, error) {
 	if err != nil || null {
 		return nil, err
 	}
-	a := make(Annotations, n)
+	a := make(Annotations, sizeHint(n))
 	for range n {
 		k, err := d.ReadAny()
 		if err != nil {
@@ -889,7 +916,7 @@ func (d *Decoder) ReadStringMap() (map[string]any, error) {
 	if err != nil || null {
 		return nil, err
 	}
-	m := make(map[string]any, n)
+	m := make(map[string]any, sizeHint(n))
 	for range n {
 		k, _, err := d.readText("application-properties key", true, false)
 		if err != nil {
@@ -904,13 +931,11 @@ func (d *Decoder) ReadStringMap() (map[string]any, error) {
 	return m, d.expectEnd(end)
 }
 
+// sizeHint bounds the capacity given to make for a Go map from a count read off the
+// wire: a map header can claim one pair per two bytes of its size, and a Go map costs
+// about forty bytes a slot, so the claim alone could make a 1 MiB frame allocate 40 MiB
+// before its first key was found to be garbage. Larger maps grow as they are read.
+func sizeHint(n int) int { return min(n, 64) }
+
 func sortStrings(s []string) { slices.Sort(s) }
 func sortUint64s(s []uint64) { slices.Sort(s) }
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

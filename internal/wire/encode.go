@@ -161,6 +161,18 @@ func AppendString(b []byte, v string) []byte {
 	return append(b, v...)
 }
 
+// appendUTF8 is AppendString for the string fields of composite types: it refuses a
+// string that is not valid UTF-8, which no decoder (this one included) would accept.
+func appendUTF8(b []byte, s string) ([]byte, error) {
+	if !utf8.ValidString(s) {
+		return b, fmt.Errorf("amqp encode: string %q is not valid UTF-8", s)
+	}
+	return AppendString(b, s), nil
+}
+
+// validChar reports whether c is a Unicode scalar value, as the decoder requires.
+func validChar(c Char) bool { return utf8.ValidRune(rune(c)) }
+
 // AppendSymbol appends a symbol as sym8 or sym32.
 func AppendSymbol(b []byte, v Symbol) []byte {
 	if len(v) < 256 {
@@ -284,8 +296,13 @@ func AppendAny(b []byte, v any) ([]byte, error) {
 }
 
 func appendAny(b []byte, v any, depth int) ([]byte, error) {
-	if depth > MaxDepth {
-		return b, fmt.Errorf("amqp encode: values nested deeper than %d", MaxDepth)
+	// depth counts the lists, maps, arrays and described values around v. The decoder
+	// refuses a compound inside MaxDepth others, so the encoder does too.
+	if depth >= MaxDepth {
+		switch v.(type) {
+		case []any, *Map, Fields, Annotations, map[string]any, *Array, *Described, []Symbol, Marshaler:
+			return b, fmt.Errorf("amqp encode: values nested deeper than %d", MaxDepth)
+		}
 	}
 	switch v := v.(type) {
 	case nil:
@@ -323,6 +340,9 @@ func appendAny(b []byte, v any, depth int) ([]byte, error) {
 	case Decimal128:
 		return append(append(b, TypeDecimal128), v[:]...), nil
 	case Char:
+		if !validChar(v) {
+			return b, fmt.Errorf("amqp encode: char 0x%x is not a Unicode scalar value", uint32(v))
+		}
 		return AppendChar(b, v), nil
 	case time.Time:
 		return AppendTimestamp(b, v), nil
@@ -385,7 +405,16 @@ func appendAny(b []byte, v any, depth int) ([]byte, error) {
 		}
 		b, off := mapStart(b)
 		var err error
-		for _, k := range sortedKeys(v) {
+		var arr [smallMap]string // sorted keys without a heap allocation for small maps
+		keys := arr[:0]
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sortStrings(keys)
+		for _, k := range keys {
+			if !utf8.ValidString(k) {
+				return b, fmt.Errorf("amqp encode: map key is not valid UTF-8")
+			}
 			b = AppendString(b, k)
 			if b, err = appendAny(b, v[k], depth+1); err != nil {
 				return b, err
@@ -415,7 +444,8 @@ func appendAny(b []byte, v any, depth int) ([]byte, error) {
 
 func appendFields(b []byte, f Fields, depth int) ([]byte, error) {
 	b, off := mapStart(b)
-	keys := make([]string, 0, len(f))
+	var arr [smallMap]string
+	keys := arr[:0]
 	for k := range f {
 		keys = append(keys, string(k))
 	}
@@ -433,8 +463,9 @@ func appendFields(b []byte, f Fields, depth int) ([]byte, error) {
 func appendAnnotations(b []byte, a Annotations, depth int) ([]byte, error) {
 	b, off := mapStart(b)
 	// Deterministic order: numeric keys first, ascending, then symbols sorted.
-	var nums []uint64
-	var syms []string
+	var numArr [smallMap]uint64
+	var symArr [smallMap]string
+	nums, syms := numArr[:0], symArr[:0]
 	for k := range a {
 		switch k := k.(type) {
 		case uint64:
@@ -462,6 +493,9 @@ func appendAnnotations(b []byte, a Annotations, depth int) ([]byte, error) {
 	}
 	return mapEnd(b, off, 2*len(a)), nil
 }
+
+// smallMap is the number of keys that the map encoders sort in a stack buffer.
+const smallMap = 8
 
 // appendArray writes an array whose element constructor is derived from a.Code's type
 // family, widened where an element needs it.
@@ -594,6 +628,9 @@ func appendElement(b []byte, code byte, v any, depth int) ([]byte, error) {
 		x, ok := v.(Char)
 		if !ok {
 			return bad()
+		}
+		if !validChar(x) {
+			return b, fmt.Errorf("char 0x%x is not a Unicode scalar value", uint32(x))
 		}
 		return binary.BigEndian.AppendUint32(b, uint32(x)), nil
 	case TypeFloat:

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 )
 
 // Protocol identifiers of the protocol header (part 2.2): "AMQP" id 1 0 0.
@@ -157,7 +158,8 @@ func DecodeSASLFrame(body []byte) (SASLFrame, error) {
 }
 
 func decodeBody(body []byte) (composite, []byte, error) {
-	d := Decoder{buf: body}
+	d := getDecoder(body)
+	defer putDecoder(d)
 	code, err := d.ReadDescriptor()
 	if err != nil {
 		return nil, nil, err
@@ -167,8 +169,24 @@ func decodeBody(body []byte) (composite, []byte, error) {
 		return nil, nil, malformed("descriptor 0x%x is not a frame body", code)
 	}
 	v := f()
-	if err := v.decodeValue(&d); err != nil {
+	if err := v.decodeValue(d); err != nil {
 		return nil, nil, err
 	}
 	return v, d.Remaining(), nil
+}
+
+// decoderPool holds Decoders for the frame and message decoders: a Decoder passed to
+// the composite types' decodeValue (an interface method) escapes, and would otherwise
+// cost an allocation per frame.
+var decoderPool = sync.Pool{New: func() any { return new(Decoder) }}
+
+func getDecoder(b []byte) *Decoder {
+	d := decoderPool.Get().(*Decoder)
+	d.Reset(b)
+	return d
+}
+
+func putDecoder(d *Decoder) {
+	d.Reset(nil)
+	decoderPool.Put(d)
 }

@@ -112,13 +112,15 @@ func sectionRank(code uint64) int {
 // Sections out of order, repeated, unknown, or a body that mixes kinds are errors.
 func (m *Message) Unmarshal(b []byte) error {
 	*m = Message{}
-	d := Decoder{buf: b}
+	d := getDecoder(b)
+	defer putDecoder(d)
 	rank := -1
 	var bodyKind uint64
 	for d.Len() > 0 {
+		start := d.off
 		code, err := d.ReadDescriptor()
 		if err != nil {
-			return fmt.Errorf("message section at byte %d: %w", d.off, err)
+			return fmt.Errorf("message section at byte %d: %w", start, err)
 		}
 		r := sectionRank(code)
 		if r < 0 {
@@ -159,7 +161,12 @@ func (m *Message) Unmarshal(b []byte) error {
 			v, err = d.ReadAny()
 			if err == nil {
 				l, ok := v.([]any)
-				if !ok && v != nil {
+				switch {
+				case v == nil:
+					// A null sequence is read as an empty one, which is how AppendTo
+					// writes a nil element of Sequence.
+					l = []any{}
+				case !ok:
 					err = malformed("amqp-sequence holds %T, not a list", v)
 				}
 				m.Sequence = append(m.Sequence, l)
@@ -181,7 +188,8 @@ func (m *Message) Unmarshal(b []byte) error {
 // skipping the rest without building it: what an intermediary needs to route (to) and
 // to store (durable, ttl). Either result may be nil.
 func ScanMessage(b []byte) (*Header, *Properties, error) {
-	d := Decoder{buf: b}
+	d := getDecoder(b)
+	defer putDecoder(d)
 	var h *Header
 	var p *Properties
 	for d.Len() > 0 {

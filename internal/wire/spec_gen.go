@@ -491,49 +491,49 @@ func (x *Open) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorOpen)
 	last := -1
-	if !(x.ContainerID == "") {
-		last = 0
-	}
-	if !(x.Hostname == "") {
+	last = 0
+	if x.Hostname != "" {
 		last = 1
 	}
-	if !(x.MaxFrameSize == 4294967295) {
+	if x.MaxFrameSize != 4294967295 {
 		last = 2
 	}
-	if !(x.ChannelMax == 65535) {
+	if x.ChannelMax != 65535 {
 		last = 3
 	}
-	if !(x.IdleTimeOut == 0) {
+	if x.IdleTimeOut != 0 {
 		last = 4
 	}
-	if !(x.OutgoingLocales == nil) {
+	if x.OutgoingLocales != nil {
 		last = 5
 	}
-	if !(x.IncomingLocales == nil) {
+	if x.IncomingLocales != nil {
 		last = 6
 	}
-	if !(x.OfferedCapabilities == nil) {
+	if x.OfferedCapabilities != nil {
 		last = 7
 	}
-	if !(x.DesiredCapabilities == nil) {
+	if x.DesiredCapabilities != nil {
 		last = 8
 	}
-	if !(x.Properties == nil) {
+	if x.Properties != nil {
 		last = 9
 	}
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.ContainerID == "" {
-			b = AppendNull(b)
-		} else {
-			b = AppendString(b, x.ContainerID)
+		b, err = appendUTF8(b, x.ContainerID)
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 1 {
 		if x.Hostname == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.Hostname)
+			b, err = appendUTF8(b, x.Hostname)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 2 {
@@ -610,7 +610,6 @@ func (x *Open) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.ContainerID, null, err = d.ReadString()
 		if err != nil {
 			return fieldError("open", "container-id", err)
@@ -622,14 +621,12 @@ func (x *Open) decodeValue(d *Decoder) error {
 		return missingField("open", "container-id")
 	}
 	if n > 1 {
-		null = false
-		x.Hostname, null, err = d.ReadString()
+		x.Hostname, _, err = d.ReadString()
 		if err != nil {
 			return fieldError("open", "hostname", err)
 		}
 	}
 	if n > 2 {
-		null = false
 		saved := x.MaxFrameSize
 		x.MaxFrameSize, null, err = d.ReadUint()
 		if null {
@@ -640,7 +637,6 @@ func (x *Open) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 3 {
-		null = false
 		saved := x.ChannelMax
 		x.ChannelMax, null, err = d.ReadUshort()
 		if null {
@@ -651,42 +647,36 @@ func (x *Open) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 4 {
-		null = false
-		x.IdleTimeOut, null, err = d.ReadUint()
+		x.IdleTimeOut, _, err = d.ReadUint()
 		if err != nil {
 			return fieldError("open", "idle-time-out", err)
 		}
 	}
 	if n > 5 {
-		null = false
 		x.OutgoingLocales, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("open", "outgoing-locales", err)
 		}
 	}
 	if n > 6 {
-		null = false
 		x.IncomingLocales, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("open", "incoming-locales", err)
 		}
 	}
 	if n > 7 {
-		null = false
 		x.OfferedCapabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("open", "offered-capabilities", err)
 		}
 	}
 	if n > 8 {
-		null = false
 		x.DesiredCapabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("open", "desired-capabilities", err)
 		}
 	}
 	if n > 9 {
-		null = false
 		x.Properties, err = d.ReadFields()
 		if err != nil {
 			return fieldError("open", "properties", err)
@@ -742,22 +732,22 @@ func (x *Begin) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorBegin)
 	last := -1
-	if !(x.RemoteChannel == nil) {
+	if x.RemoteChannel != nil {
 		last = 0
 	}
 	last = 1
 	last = 2
 	last = 3
-	if !(x.HandleMax == 4294967295) {
+	if x.HandleMax != 4294967295 {
 		last = 4
 	}
-	if !(x.OfferedCapabilities == nil) {
+	if x.OfferedCapabilities != nil {
 		last = 5
 	}
-	if !(x.DesiredCapabilities == nil) {
+	if x.DesiredCapabilities != nil {
 		last = 6
 	}
-	if !(x.Properties == nil) {
+	if x.Properties != nil {
 		last = 7
 	}
 	b, off := ListStart(b)
@@ -822,7 +812,6 @@ func (x *Begin) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		{
 			var tmp uint16
 			tmp, null, err = d.ReadUshort()
@@ -835,7 +824,6 @@ func (x *Begin) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 1 {
-		null = false
 		x.NextOutgoingID, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("begin", "next-outgoing-id", err)
@@ -847,7 +835,6 @@ func (x *Begin) decodeValue(d *Decoder) error {
 		return missingField("begin", "next-outgoing-id")
 	}
 	if n > 2 {
-		null = false
 		x.IncomingWindow, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("begin", "incoming-window", err)
@@ -859,7 +846,6 @@ func (x *Begin) decodeValue(d *Decoder) error {
 		return missingField("begin", "incoming-window")
 	}
 	if n > 3 {
-		null = false
 		x.OutgoingWindow, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("begin", "outgoing-window", err)
@@ -871,7 +857,6 @@ func (x *Begin) decodeValue(d *Decoder) error {
 		return missingField("begin", "outgoing-window")
 	}
 	if n > 4 {
-		null = false
 		saved := x.HandleMax
 		x.HandleMax, null, err = d.ReadUint()
 		if null {
@@ -882,21 +867,18 @@ func (x *Begin) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 5 {
-		null = false
 		x.OfferedCapabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("begin", "offered-capabilities", err)
 		}
 	}
 	if n > 6 {
-		null = false
 		x.DesiredCapabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("begin", "desired-capabilities", err)
 		}
 	}
 	if n > 7 {
-		null = false
 		x.Properties, err = d.ReadFields()
 		if err != nil {
 			return fieldError("begin", "properties", err)
@@ -966,50 +948,47 @@ func (x *Attach) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorAttach)
 	last := -1
-	if !(x.Name == "") {
-		last = 0
-	}
+	last = 0
 	last = 1
 	last = 2
-	if !(x.SndSettleMode == SenderSettleModeMixed) {
+	if x.SndSettleMode != SenderSettleModeMixed {
 		last = 3
 	}
-	if !(x.RcvSettleMode == ReceiverSettleModeFirst) {
+	if x.RcvSettleMode != ReceiverSettleModeFirst {
 		last = 4
 	}
-	if !(x.Source == nil) {
+	if x.Source != nil {
 		last = 5
 	}
 	if x.Target != nil || x.Coordinator != nil {
 		last = 6
 	}
-	if !(x.Unsettled == nil) {
+	if x.Unsettled != nil {
 		last = 7
 	}
-	if !(!x.IncompleteUnsettled) {
+	if x.IncompleteUnsettled {
 		last = 8
 	}
-	if !(x.InitialDeliveryCount == nil) {
+	if x.InitialDeliveryCount != nil {
 		last = 9
 	}
-	if !(x.MaxMessageSize == 0) {
+	if x.MaxMessageSize != 0 {
 		last = 10
 	}
-	if !(x.OfferedCapabilities == nil) {
+	if x.OfferedCapabilities != nil {
 		last = 11
 	}
-	if !(x.DesiredCapabilities == nil) {
+	if x.DesiredCapabilities != nil {
 		last = 12
 	}
-	if !(x.Properties == nil) {
+	if x.Properties != nil {
 		last = 13
 	}
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.Name == "" {
-			b = AppendNull(b)
-		} else {
-			b = AppendString(b, x.Name)
+		b, err = appendUTF8(b, x.Name)
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 1 {
@@ -1125,7 +1104,6 @@ func (x *Attach) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Name, null, err = d.ReadString()
 		if err != nil {
 			return fieldError("attach", "name", err)
@@ -1137,7 +1115,6 @@ func (x *Attach) decodeValue(d *Decoder) error {
 		return missingField("attach", "name")
 	}
 	if n > 1 {
-		null = false
 		x.Handle, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("attach", "handle", err)
@@ -1149,7 +1126,6 @@ func (x *Attach) decodeValue(d *Decoder) error {
 		return missingField("attach", "handle")
 	}
 	if n > 2 {
-		null = false
 		{
 			var tmp bool
 			tmp, null, err = d.ReadBool()
@@ -1165,7 +1141,6 @@ func (x *Attach) decodeValue(d *Decoder) error {
 		return missingField("attach", "role")
 	}
 	if n > 3 {
-		null = false
 		saved := x.SndSettleMode
 		{
 			var tmp uint8
@@ -1180,7 +1155,6 @@ func (x *Attach) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 4 {
-		null = false
 		saved := x.RcvSettleMode
 		{
 			var tmp uint8
@@ -1195,36 +1169,30 @@ func (x *Attach) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 5 {
-		null = false
 		x.Source, err = decodeComposite[*Source](d, DescriptorSource)
 		if err != nil {
 			return fieldError("attach", "source", err)
 		}
 	}
 	if n > 6 {
-		null = false
 		x.Target, x.Coordinator, err = decodeTarget(d)
-		null = x.Target == nil && x.Coordinator == nil
 		if err != nil {
 			return fieldError("attach", "target", err)
 		}
 	}
 	if n > 7 {
-		null = false
 		x.Unsettled, err = readMap(d)
 		if err != nil {
 			return fieldError("attach", "unsettled", err)
 		}
 	}
 	if n > 8 {
-		null = false
-		x.IncompleteUnsettled, null, err = d.ReadBool()
+		x.IncompleteUnsettled, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("attach", "incomplete-unsettled", err)
 		}
 	}
 	if n > 9 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1237,28 +1205,24 @@ func (x *Attach) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 10 {
-		null = false
-		x.MaxMessageSize, null, err = d.ReadUlong()
+		x.MaxMessageSize, _, err = d.ReadUlong()
 		if err != nil {
 			return fieldError("attach", "max-message-size", err)
 		}
 	}
 	if n > 11 {
-		null = false
 		x.OfferedCapabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("attach", "offered-capabilities", err)
 		}
 	}
 	if n > 12 {
-		null = false
 		x.DesiredCapabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("attach", "desired-capabilities", err)
 		}
 	}
 	if n > 13 {
-		null = false
 		x.Properties, err = d.ReadFields()
 		if err != nil {
 			return fieldError("attach", "properties", err)
@@ -1320,31 +1284,31 @@ func (x *Flow) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorFlow)
 	last := -1
-	if !(x.NextIncomingID == nil) {
+	if x.NextIncomingID != nil {
 		last = 0
 	}
 	last = 1
 	last = 2
 	last = 3
-	if !(x.Handle == nil) {
+	if x.Handle != nil {
 		last = 4
 	}
-	if !(x.DeliveryCount == nil) {
+	if x.DeliveryCount != nil {
 		last = 5
 	}
-	if !(x.LinkCredit == nil) {
+	if x.LinkCredit != nil {
 		last = 6
 	}
-	if !(x.Available == nil) {
+	if x.Available != nil {
 		last = 7
 	}
-	if !(!x.Drain) {
+	if x.Drain {
 		last = 8
 	}
-	if !(!x.Echo) {
+	if x.Echo {
 		last = 9
 	}
-	if !(x.Properties == nil) {
+	if x.Properties != nil {
 		last = 10
 	}
 	b, off := ListStart(b)
@@ -1429,7 +1393,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1442,7 +1405,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 1 {
-		null = false
 		x.IncomingWindow, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("flow", "incoming-window", err)
@@ -1454,7 +1416,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 		return missingField("flow", "incoming-window")
 	}
 	if n > 2 {
-		null = false
 		x.NextOutgoingID, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("flow", "next-outgoing-id", err)
@@ -1466,7 +1427,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 		return missingField("flow", "next-outgoing-id")
 	}
 	if n > 3 {
-		null = false
 		x.OutgoingWindow, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("flow", "outgoing-window", err)
@@ -1478,7 +1438,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 		return missingField("flow", "outgoing-window")
 	}
 	if n > 4 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1491,7 +1450,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 5 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1504,7 +1462,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 6 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1517,7 +1474,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 7 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1530,21 +1486,18 @@ func (x *Flow) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 8 {
-		null = false
-		x.Drain, null, err = d.ReadBool()
+		x.Drain, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("flow", "drain", err)
 		}
 	}
 	if n > 9 {
-		null = false
-		x.Echo, null, err = d.ReadBool()
+		x.Echo, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("flow", "echo", err)
 		}
 	}
 	if n > 10 {
-		null = false
 		x.Properties, err = d.ReadFields()
 		if err != nil {
 			return fieldError("flow", "properties", err)
@@ -1607,34 +1560,34 @@ func (x *Transfer) AppendTo(b []byte) ([]byte, error) {
 	b = AppendDescriptor(b, DescriptorTransfer)
 	last := -1
 	last = 0
-	if !(x.DeliveryID == nil) {
+	if x.DeliveryID != nil {
 		last = 1
 	}
-	if !(x.DeliveryTag == nil) {
+	if x.DeliveryTag != nil {
 		last = 2
 	}
-	if !(x.MessageFormat == nil) {
+	if x.MessageFormat != nil {
 		last = 3
 	}
-	if !(!x.Settled) {
+	if x.Settled {
 		last = 4
 	}
-	if !(!x.More) {
+	if x.More {
 		last = 5
 	}
-	if !(x.RcvSettleMode == nil) {
+	if x.RcvSettleMode != nil {
 		last = 6
 	}
-	if !(x.State == nil) {
+	if x.State != nil {
 		last = 7
 	}
-	if !(!x.Resume) {
+	if x.Resume {
 		last = 8
 	}
-	if !(!x.Aborted) {
+	if x.Aborted {
 		last = 9
 	}
-	if !(!x.Batchable) {
+	if x.Batchable {
 		last = 10
 	}
 	b, off := ListStart(b)
@@ -1727,7 +1680,6 @@ func (x *Transfer) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Handle, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("transfer", "handle", err)
@@ -1739,7 +1691,6 @@ func (x *Transfer) decodeValue(d *Decoder) error {
 		return missingField("transfer", "handle")
 	}
 	if n > 1 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1752,14 +1703,12 @@ func (x *Transfer) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 2 {
-		null = false
-		x.DeliveryTag, null, err = d.ReadBinary()
+		x.DeliveryTag, _, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("transfer", "delivery-tag", err)
 		}
 	}
 	if n > 3 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1772,21 +1721,18 @@ func (x *Transfer) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 4 {
-		null = false
-		x.Settled, null, err = d.ReadBool()
+		x.Settled, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("transfer", "settled", err)
 		}
 	}
 	if n > 5 {
-		null = false
-		x.More, null, err = d.ReadBool()
+		x.More, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("transfer", "more", err)
 		}
 	}
 	if n > 6 {
-		null = false
 		{
 			var tmp uint8
 			tmp, null, err = d.ReadUbyte()
@@ -1800,29 +1746,25 @@ func (x *Transfer) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 7 {
-		null = false
 		x.State, err = decodeDeliveryState(d)
 		if err != nil {
 			return fieldError("transfer", "state", err)
 		}
 	}
 	if n > 8 {
-		null = false
-		x.Resume, null, err = d.ReadBool()
+		x.Resume, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("transfer", "resume", err)
 		}
 	}
 	if n > 9 {
-		null = false
-		x.Aborted, null, err = d.ReadBool()
+		x.Aborted, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("transfer", "aborted", err)
 		}
 	}
 	if n > 10 {
-		null = false
-		x.Batchable, null, err = d.ReadBool()
+		x.Batchable, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("transfer", "batchable", err)
 		}
@@ -1875,16 +1817,16 @@ func (x *Disposition) AppendTo(b []byte) ([]byte, error) {
 	last := -1
 	last = 0
 	last = 1
-	if !(x.Last == nil) {
+	if x.Last != nil {
 		last = 2
 	}
-	if !(!x.Settled) {
+	if x.Settled {
 		last = 3
 	}
-	if !(x.State == nil) {
+	if x.State != nil {
 		last = 4
 	}
-	if !(!x.Batchable) {
+	if x.Batchable {
 		last = 5
 	}
 	b, off := ListStart(b)
@@ -1938,7 +1880,6 @@ func (x *Disposition) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		{
 			var tmp bool
 			tmp, null, err = d.ReadBool()
@@ -1954,7 +1895,6 @@ func (x *Disposition) decodeValue(d *Decoder) error {
 		return missingField("disposition", "role")
 	}
 	if n > 1 {
-		null = false
 		x.First, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("disposition", "first", err)
@@ -1966,7 +1906,6 @@ func (x *Disposition) decodeValue(d *Decoder) error {
 		return missingField("disposition", "first")
 	}
 	if n > 2 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -1979,22 +1918,19 @@ func (x *Disposition) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 3 {
-		null = false
-		x.Settled, null, err = d.ReadBool()
+		x.Settled, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("disposition", "settled", err)
 		}
 	}
 	if n > 4 {
-		null = false
 		x.State, err = decodeDeliveryState(d)
 		if err != nil {
 			return fieldError("disposition", "state", err)
 		}
 	}
 	if n > 5 {
-		null = false
-		x.Batchable, null, err = d.ReadBool()
+		x.Batchable, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("disposition", "batchable", err)
 		}
@@ -2040,10 +1976,10 @@ func (x *Detach) AppendTo(b []byte) ([]byte, error) {
 	b = AppendDescriptor(b, DescriptorDetach)
 	last := -1
 	last = 0
-	if !(!x.Closed) {
+	if x.Closed {
 		last = 1
 	}
-	if !(x.Error == nil) {
+	if x.Error != nil {
 		last = 2
 	}
 	b, off := ListStart(b)
@@ -2080,7 +2016,6 @@ func (x *Detach) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Handle, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("detach", "handle", err)
@@ -2092,14 +2027,12 @@ func (x *Detach) decodeValue(d *Decoder) error {
 		return missingField("detach", "handle")
 	}
 	if n > 1 {
-		null = false
-		x.Closed, null, err = d.ReadBool()
+		x.Closed, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("detach", "closed", err)
 		}
 	}
 	if n > 2 {
-		null = false
 		x.Error, err = decodeComposite[*Error](d, DescriptorError)
 		if err != nil {
 			return fieldError("detach", "error", err)
@@ -2141,7 +2074,7 @@ func (x *End) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorEnd)
 	last := -1
-	if !(x.Error == nil) {
+	if x.Error != nil {
 		last = 0
 	}
 	b, off := ListStart(b)
@@ -2168,7 +2101,6 @@ func (x *End) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Error, err = decodeComposite[*Error](d, DescriptorError)
 		if err != nil {
 			return fieldError("end", "error", err)
@@ -2210,7 +2142,7 @@ func (x *Close) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorClose)
 	last := -1
-	if !(x.Error == nil) {
+	if x.Error != nil {
 		last = 0
 	}
 	b, off := ListStart(b)
@@ -2237,7 +2169,6 @@ func (x *Close) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Error, err = decodeComposite[*Error](d, DescriptorError)
 		if err != nil {
 			return fieldError("close", "error", err)
@@ -2282,28 +2213,25 @@ func (x *Error) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorError)
 	last := -1
-	if !(x.Condition == "") {
-		last = 0
-	}
-	if !(x.Description == "") {
+	last = 0
+	if x.Description != "" {
 		last = 1
 	}
-	if !(x.Info == nil) {
+	if x.Info != nil {
 		last = 2
 	}
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.Condition == "" {
-			b = AppendNull(b)
-		} else {
-			b = AppendSymbol(b, Symbol(x.Condition))
-		}
+		b = AppendSymbol(b, Symbol(x.Condition))
 	}
 	if last >= 1 {
 		if x.Description == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.Description)
+			b, err = appendUTF8(b, x.Description)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 2 {
@@ -2329,13 +2257,11 @@ func (x *Error) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		{
 			var tmp Symbol
-			tmp, _, err = d.ReadSymbol()
+			tmp, null, err = d.ReadSymbol()
 			x.Condition = ErrCond(tmp)
 		}
-		null = x.Condition == ""
 		if err != nil {
 			return fieldError("error", "condition", err)
 		}
@@ -2346,14 +2272,12 @@ func (x *Error) decodeValue(d *Decoder) error {
 		return missingField("error", "condition")
 	}
 	if n > 1 {
-		null = false
-		x.Description, null, err = d.ReadString()
+		x.Description, _, err = d.ReadString()
 		if err != nil {
 			return fieldError("error", "description", err)
 		}
 	}
 	if n > 2 {
-		null = false
 		x.Info, err = d.ReadFields()
 		if err != nil {
 			return fieldError("error", "info", err)
@@ -2402,19 +2326,19 @@ func (x *Header) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorHeader)
 	last := -1
-	if !(!x.Durable) {
+	if x.Durable {
 		last = 0
 	}
-	if !(x.Priority == nil) {
+	if x.Priority != nil {
 		last = 1
 	}
-	if !(x.TTL == 0) {
+	if x.TTL != 0 {
 		last = 2
 	}
-	if !(!x.FirstAcquirer) {
+	if x.FirstAcquirer {
 		last = 3
 	}
-	if !(x.DeliveryCount == 0) {
+	if x.DeliveryCount != 0 {
 		last = 4
 	}
 	b, off := ListStart(b)
@@ -2466,14 +2390,12 @@ func (x *Header) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
-		x.Durable, null, err = d.ReadBool()
+		x.Durable, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("header", "durable", err)
 		}
 	}
 	if n > 1 {
-		null = false
 		{
 			var tmp uint8
 			tmp, null, err = d.ReadUbyte()
@@ -2486,22 +2408,19 @@ func (x *Header) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 2 {
-		null = false
-		x.TTL, null, err = d.ReadUint()
+		x.TTL, _, err = d.ReadUint()
 		if err != nil {
 			return fieldError("header", "ttl", err)
 		}
 	}
 	if n > 3 {
-		null = false
-		x.FirstAcquirer, null, err = d.ReadBool()
+		x.FirstAcquirer, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("header", "first-acquirer", err)
 		}
 	}
 	if n > 4 {
-		null = false
-		x.DeliveryCount, null, err = d.ReadUint()
+		x.DeliveryCount, _, err = d.ReadUint()
 		if err != nil {
 			return fieldError("header", "delivery-count", err)
 		}
@@ -2565,43 +2484,43 @@ func (x *Properties) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorProperties)
 	last := -1
-	if !(x.MessageID == nil) {
+	if x.MessageID != nil {
 		last = 0
 	}
-	if !(x.UserID == nil) {
+	if x.UserID != nil {
 		last = 1
 	}
-	if !(x.To == "") {
+	if x.To != "" {
 		last = 2
 	}
-	if !(x.Subject == "") {
+	if x.Subject != "" {
 		last = 3
 	}
-	if !(x.ReplyTo == "") {
+	if x.ReplyTo != "" {
 		last = 4
 	}
-	if !(x.CorrelationID == nil) {
+	if x.CorrelationID != nil {
 		last = 5
 	}
-	if !(x.ContentType == "") {
+	if x.ContentType != "" {
 		last = 6
 	}
-	if !(x.ContentEncoding == "") {
+	if x.ContentEncoding != "" {
 		last = 7
 	}
-	if !(x.AbsoluteExpiryTime.IsZero()) {
+	if !x.AbsoluteExpiryTime.IsZero() {
 		last = 8
 	}
-	if !(x.CreationTime.IsZero()) {
+	if !x.CreationTime.IsZero() {
 		last = 9
 	}
-	if !(x.GroupID == "") {
+	if x.GroupID != "" {
 		last = 10
 	}
-	if !(x.GroupSequence == nil) {
+	if x.GroupSequence != nil {
 		last = 11
 	}
-	if !(x.ReplyToGroupID == "") {
+	if x.ReplyToGroupID != "" {
 		last = 12
 	}
 	b, off := ListStart(b)
@@ -2626,21 +2545,30 @@ func (x *Properties) AppendTo(b []byte) ([]byte, error) {
 		if x.To == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.To)
+			b, err = appendUTF8(b, x.To)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 3 {
 		if x.Subject == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.Subject)
+			b, err = appendUTF8(b, x.Subject)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 4 {
 		if x.ReplyTo == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.ReplyTo)
+			b, err = appendUTF8(b, x.ReplyTo)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 5 {
@@ -2685,7 +2613,10 @@ func (x *Properties) AppendTo(b []byte) ([]byte, error) {
 		if x.GroupID == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.GroupID)
+			b, err = appendUTF8(b, x.GroupID)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 11 {
@@ -2699,7 +2630,10 @@ func (x *Properties) AppendTo(b []byte) ([]byte, error) {
 		if x.ReplyToGroupID == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.ReplyToGroupID)
+			b, err = appendUTF8(b, x.ReplyToGroupID)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	return ListEnd(b, off, last+1), nil
@@ -2715,84 +2649,72 @@ func (x *Properties) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.MessageID, err = readMessageID(d)
 		if err != nil {
 			return fieldError("properties", "message-id", err)
 		}
 	}
 	if n > 1 {
-		null = false
-		x.UserID, null, err = d.ReadBinary()
+		x.UserID, _, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("properties", "user-id", err)
 		}
 	}
 	if n > 2 {
-		null = false
 		x.To, _, err = d.ReadAddress()
 		if err != nil {
 			return fieldError("properties", "to", err)
 		}
 	}
 	if n > 3 {
-		null = false
-		x.Subject, null, err = d.ReadString()
+		x.Subject, _, err = d.ReadString()
 		if err != nil {
 			return fieldError("properties", "subject", err)
 		}
 	}
 	if n > 4 {
-		null = false
 		x.ReplyTo, _, err = d.ReadAddress()
 		if err != nil {
 			return fieldError("properties", "reply-to", err)
 		}
 	}
 	if n > 5 {
-		null = false
 		x.CorrelationID, err = readMessageID(d)
 		if err != nil {
 			return fieldError("properties", "correlation-id", err)
 		}
 	}
 	if n > 6 {
-		null = false
-		x.ContentType, null, err = d.ReadSymbol()
+		x.ContentType, _, err = d.ReadSymbol()
 		if err != nil {
 			return fieldError("properties", "content-type", err)
 		}
 	}
 	if n > 7 {
-		null = false
-		x.ContentEncoding, null, err = d.ReadSymbol()
+		x.ContentEncoding, _, err = d.ReadSymbol()
 		if err != nil {
 			return fieldError("properties", "content-encoding", err)
 		}
 	}
 	if n > 8 {
-		null = false
-		x.AbsoluteExpiryTime, null, err = d.ReadTimestamp()
+		x.AbsoluteExpiryTime, _, err = d.ReadTimestamp()
 		if err != nil {
 			return fieldError("properties", "absolute-expiry-time", err)
 		}
 	}
 	if n > 9 {
-		null = false
-		x.CreationTime, null, err = d.ReadTimestamp()
+		x.CreationTime, _, err = d.ReadTimestamp()
 		if err != nil {
 			return fieldError("properties", "creation-time", err)
 		}
 	}
 	if n > 10 {
-		null = false
-		x.GroupID, null, err = d.ReadString()
+		x.GroupID, _, err = d.ReadString()
 		if err != nil {
 			return fieldError("properties", "group-id", err)
 		}
 	}
 	if n > 11 {
-		null = false
 		{
 			var tmp uint32
 			tmp, null, err = d.ReadUint()
@@ -2805,8 +2727,7 @@ func (x *Properties) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 12 {
-		null = false
-		x.ReplyToGroupID, null, err = d.ReadString()
+		x.ReplyToGroupID, _, err = d.ReadString()
 		if err != nil {
 			return fieldError("properties", "reply-to-group-id", err)
 		}
@@ -2871,7 +2792,6 @@ func (x *Received) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.SectionNumber, null, err = d.ReadUint()
 		if err != nil {
 			return fieldError("received", "section-number", err)
@@ -2883,7 +2803,6 @@ func (x *Received) decodeValue(d *Decoder) error {
 		return missingField("received", "section-number")
 	}
 	if n > 1 {
-		null = false
 		x.SectionOffset, null, err = d.ReadUlong()
 		if err != nil {
 			return fieldError("received", "section-offset", err)
@@ -2972,7 +2891,7 @@ func (x *Rejected) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorRejected)
 	last := -1
-	if !(x.Error == nil) {
+	if x.Error != nil {
 		last = 0
 	}
 	b, off := ListStart(b)
@@ -2999,7 +2918,6 @@ func (x *Rejected) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Error, err = decodeComposite[*Error](d, DescriptorError)
 		if err != nil {
 			return fieldError("rejected", "error", err)
@@ -3087,13 +3005,13 @@ func (x *Modified) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorModified)
 	last := -1
-	if !(!x.DeliveryFailed) {
+	if x.DeliveryFailed {
 		last = 0
 	}
-	if !(!x.UndeliverableHere) {
+	if x.UndeliverableHere {
 		last = 1
 	}
-	if !(x.MessageAnnotations == nil) {
+	if x.MessageAnnotations != nil {
 		last = 2
 	}
 	b, off := ListStart(b)
@@ -3134,21 +3052,18 @@ func (x *Modified) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
-		x.DeliveryFailed, null, err = d.ReadBool()
+		x.DeliveryFailed, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("modified", "delivery-failed", err)
 		}
 	}
 	if n > 1 {
-		null = false
-		x.UndeliverableHere, null, err = d.ReadBool()
+		x.UndeliverableHere, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("modified", "undeliverable-here", err)
 		}
 	}
 	if n > 2 {
-		null = false
 		x.MessageAnnotations, err = d.ReadFields()
 		if err != nil {
 			return fieldError("modified", "message-annotations", err)
@@ -3209,37 +3124,37 @@ func (x *Source) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorSource)
 	last := -1
-	if !(x.Address == "") {
+	if x.Address != "" {
 		last = 0
 	}
-	if !(x.Durable == TerminusDurabilityNone) {
+	if x.Durable != TerminusDurabilityNone {
 		last = 1
 	}
-	if !(x.ExpiryPolicy == TerminusExpiryPolicySessionEnd) {
+	if x.ExpiryPolicy != TerminusExpiryPolicySessionEnd {
 		last = 2
 	}
-	if !(x.Timeout == 0) {
+	if x.Timeout != 0 {
 		last = 3
 	}
-	if !(!x.Dynamic) {
+	if x.Dynamic {
 		last = 4
 	}
-	if !(x.DynamicNodeProperties == nil) {
+	if x.DynamicNodeProperties != nil {
 		last = 5
 	}
-	if !(x.DistributionMode == "") {
+	if x.DistributionMode != "" {
 		last = 6
 	}
-	if !(x.Filter == nil) {
+	if x.Filter != nil {
 		last = 7
 	}
-	if !(x.DefaultOutcome == nil) {
+	if x.DefaultOutcome != nil {
 		last = 8
 	}
-	if !(x.Outcomes == nil) {
+	if x.Outcomes != nil {
 		last = 9
 	}
-	if !(x.Capabilities == nil) {
+	if x.Capabilities != nil {
 		last = 10
 	}
 	b, off := ListStart(b)
@@ -3247,7 +3162,10 @@ func (x *Source) AppendTo(b []byte) ([]byte, error) {
 		if x.Address == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.Address)
+			b, err = appendUTF8(b, x.Address)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 1 {
@@ -3345,14 +3263,12 @@ func (x *Source) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Address, _, err = d.ReadAddress()
 		if err != nil {
 			return fieldError("source", "address", err)
 		}
 	}
 	if n > 1 {
-		null = false
 		saved := x.Durable
 		{
 			var tmp uint32
@@ -3367,7 +3283,6 @@ func (x *Source) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 2 {
-		null = false
 		saved := x.ExpiryPolicy
 		{
 			var tmp Symbol
@@ -3382,7 +3297,6 @@ func (x *Source) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 3 {
-		null = false
 		saved := x.Timeout
 		x.Timeout, null, err = d.ReadUint()
 		if null {
@@ -3393,49 +3307,42 @@ func (x *Source) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 4 {
-		null = false
-		x.Dynamic, null, err = d.ReadBool()
+		x.Dynamic, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("source", "dynamic", err)
 		}
 	}
 	if n > 5 {
-		null = false
 		x.DynamicNodeProperties, err = d.ReadFields()
 		if err != nil {
 			return fieldError("source", "dynamic-node-properties", err)
 		}
 	}
 	if n > 6 {
-		null = false
-		x.DistributionMode, null, err = d.ReadSymbol()
+		x.DistributionMode, _, err = d.ReadSymbol()
 		if err != nil {
 			return fieldError("source", "distribution-mode", err)
 		}
 	}
 	if n > 7 {
-		null = false
 		x.Filter, err = d.ReadFields()
 		if err != nil {
 			return fieldError("source", "filter", err)
 		}
 	}
 	if n > 8 {
-		null = false
 		x.DefaultOutcome, err = decodeOutcome(d)
 		if err != nil {
 			return fieldError("source", "default-outcome", err)
 		}
 	}
 	if n > 9 {
-		null = false
 		x.Outcomes, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("source", "outcomes", err)
 		}
 	}
 	if n > 10 {
-		null = false
 		x.Capabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("source", "capabilities", err)
@@ -3488,25 +3395,25 @@ func (x *Target) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorTarget)
 	last := -1
-	if !(x.Address == "") {
+	if x.Address != "" {
 		last = 0
 	}
-	if !(x.Durable == TerminusDurabilityNone) {
+	if x.Durable != TerminusDurabilityNone {
 		last = 1
 	}
-	if !(x.ExpiryPolicy == TerminusExpiryPolicySessionEnd) {
+	if x.ExpiryPolicy != TerminusExpiryPolicySessionEnd {
 		last = 2
 	}
-	if !(x.Timeout == 0) {
+	if x.Timeout != 0 {
 		last = 3
 	}
-	if !(!x.Dynamic) {
+	if x.Dynamic {
 		last = 4
 	}
-	if !(x.DynamicNodeProperties == nil) {
+	if x.DynamicNodeProperties != nil {
 		last = 5
 	}
-	if !(x.Capabilities == nil) {
+	if x.Capabilities != nil {
 		last = 6
 	}
 	b, off := ListStart(b)
@@ -3514,7 +3421,10 @@ func (x *Target) AppendTo(b []byte) ([]byte, error) {
 		if x.Address == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.Address)
+			b, err = appendUTF8(b, x.Address)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	if last >= 1 {
@@ -3578,14 +3488,12 @@ func (x *Target) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Address, _, err = d.ReadAddress()
 		if err != nil {
 			return fieldError("target", "address", err)
 		}
 	}
 	if n > 1 {
-		null = false
 		saved := x.Durable
 		{
 			var tmp uint32
@@ -3600,7 +3508,6 @@ func (x *Target) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 2 {
-		null = false
 		saved := x.ExpiryPolicy
 		{
 			var tmp Symbol
@@ -3615,7 +3522,6 @@ func (x *Target) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 3 {
-		null = false
 		saved := x.Timeout
 		x.Timeout, null, err = d.ReadUint()
 		if null {
@@ -3626,21 +3532,18 @@ func (x *Target) decodeValue(d *Decoder) error {
 		}
 	}
 	if n > 4 {
-		null = false
-		x.Dynamic, null, err = d.ReadBool()
+		x.Dynamic, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("target", "dynamic", err)
 		}
 	}
 	if n > 5 {
-		null = false
 		x.DynamicNodeProperties, err = d.ReadFields()
 		if err != nil {
 			return fieldError("target", "dynamic-node-properties", err)
 		}
 	}
 	if n > 6 {
-		null = false
 		x.Capabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("target", "capabilities", err)
@@ -3838,16 +3741,10 @@ func (x *SASLMechanisms) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorSASLMechanisms)
 	last := -1
-	if !(x.SASLServerMechanisms == nil) {
-		last = 0
-	}
+	last = 0
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.SASLServerMechanisms == nil {
-			b = AppendNull(b)
-		} else {
-			b = AppendSymbolArray(b, x.SASLServerMechanisms)
-		}
+		b = AppendSymbolArray(b, nonNilSymbols(x.SASLServerMechanisms))
 	}
 	return ListEnd(b, off, last+1), nil
 }
@@ -3862,7 +3759,6 @@ func (x *SASLMechanisms) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.SASLServerMechanisms, err = d.ReadSymbols()
 		null = x.SASLServerMechanisms == nil
 		if err != nil {
@@ -3914,22 +3810,16 @@ func (x *SASLInit) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorSASLInit)
 	last := -1
-	if !(x.Mechanism == "") {
-		last = 0
-	}
-	if !(x.InitialResponse == nil) {
+	last = 0
+	if x.InitialResponse != nil {
 		last = 1
 	}
-	if !(x.Hostname == "") {
+	if x.Hostname != "" {
 		last = 2
 	}
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.Mechanism == "" {
-			b = AppendNull(b)
-		} else {
-			b = AppendSymbol(b, x.Mechanism)
-		}
+		b = AppendSymbol(b, x.Mechanism)
 	}
 	if last >= 1 {
 		if x.InitialResponse == nil {
@@ -3942,7 +3832,10 @@ func (x *SASLInit) AppendTo(b []byte) ([]byte, error) {
 		if x.Hostname == "" {
 			b = AppendNull(b)
 		} else {
-			b = AppendString(b, x.Hostname)
+			b, err = appendUTF8(b, x.Hostname)
+		}
+		if err != nil {
+			return b, err
 		}
 	}
 	return ListEnd(b, off, last+1), nil
@@ -3958,7 +3851,6 @@ func (x *SASLInit) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Mechanism, null, err = d.ReadSymbol()
 		if err != nil {
 			return fieldError("sasl-init", "mechanism", err)
@@ -3970,15 +3862,13 @@ func (x *SASLInit) decodeValue(d *Decoder) error {
 		return missingField("sasl-init", "mechanism")
 	}
 	if n > 1 {
-		null = false
-		x.InitialResponse, null, err = d.ReadBinary()
+		x.InitialResponse, _, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("sasl-init", "initial-response", err)
 		}
 	}
 	if n > 2 {
-		null = false
-		x.Hostname, null, err = d.ReadString()
+		x.Hostname, _, err = d.ReadString()
 		if err != nil {
 			return fieldError("sasl-init", "hostname", err)
 		}
@@ -4019,16 +3909,10 @@ func (x *SASLChallenge) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorSASLChallenge)
 	last := -1
-	if !(x.Challenge == nil) {
-		last = 0
-	}
+	last = 0
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.Challenge == nil {
-			b = AppendNull(b)
-		} else {
-			b = AppendBinary(b, x.Challenge)
-		}
+		b = AppendBinary(b, x.Challenge)
 	}
 	return ListEnd(b, off, last+1), nil
 }
@@ -4043,7 +3927,6 @@ func (x *SASLChallenge) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Challenge, null, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("sasl-challenge", "challenge", err)
@@ -4090,16 +3973,10 @@ func (x *SASLResponse) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorSASLResponse)
 	last := -1
-	if !(x.Response == nil) {
-		last = 0
-	}
+	last = 0
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.Response == nil {
-			b = AppendNull(b)
-		} else {
-			b = AppendBinary(b, x.Response)
-		}
+		b = AppendBinary(b, x.Response)
 	}
 	return ListEnd(b, off, last+1), nil
 }
@@ -4114,7 +3991,6 @@ func (x *SASLResponse) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Response, null, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("sasl-response", "response", err)
@@ -4164,7 +4040,7 @@ func (x *SASLOutcome) AppendTo(b []byte) ([]byte, error) {
 	b = AppendDescriptor(b, DescriptorSASLOutcome)
 	last := -1
 	last = 0
-	if !(x.AdditionalData == nil) {
+	if x.AdditionalData != nil {
 		last = 1
 	}
 	b, off := ListStart(b)
@@ -4191,7 +4067,6 @@ func (x *SASLOutcome) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		{
 			var tmp uint8
 			tmp, null, err = d.ReadUbyte()
@@ -4207,8 +4082,7 @@ func (x *SASLOutcome) decodeValue(d *Decoder) error {
 		return missingField("sasl-outcome", "code")
 	}
 	if n > 1 {
-		null = false
-		x.AdditionalData, null, err = d.ReadBinary()
+		x.AdditionalData, _, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("sasl-outcome", "additional-data", err)
 		}
@@ -4248,7 +4122,7 @@ func (x *Coordinator) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorCoordinator)
 	last := -1
-	if !(x.Capabilities == nil) {
+	if x.Capabilities != nil {
 		last = 0
 	}
 	b, off := ListStart(b)
@@ -4272,7 +4146,6 @@ func (x *Coordinator) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.Capabilities, err = d.ReadSymbols()
 		if err != nil {
 			return fieldError("coordinator", "capabilities", err)
@@ -4313,7 +4186,7 @@ func (x *Declare) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorDeclare)
 	last := -1
-	if !(x.GlobalID == nil) {
+	if x.GlobalID != nil {
 		last = 0
 	}
 	b, off := ListStart(b)
@@ -4340,7 +4213,6 @@ func (x *Declare) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
 		x.GlobalID, err = d.ReadAny()
 		if err != nil {
 			return fieldError("declare", "global-id", err)
@@ -4383,19 +4255,13 @@ func (x *Discharge) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorDischarge)
 	last := -1
-	if !(x.TxnID == nil) {
-		last = 0
-	}
-	if !(!x.Fail) {
+	last = 0
+	if x.Fail {
 		last = 1
 	}
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.TxnID == nil {
-			b = AppendNull(b)
-		} else {
-			b = AppendBinary(b, x.TxnID)
-		}
+		b = AppendBinary(b, x.TxnID)
 	}
 	if last >= 1 {
 		if !x.Fail {
@@ -4417,9 +4283,7 @@ func (x *Discharge) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
-		x.TxnID, _, err = d.ReadBinary()
-		null = x.TxnID == nil
+		x.TxnID, null, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("discharge", "txn-id", err)
 		}
@@ -4430,8 +4294,7 @@ func (x *Discharge) decodeValue(d *Decoder) error {
 		return missingField("discharge", "txn-id")
 	}
 	if n > 1 {
-		null = false
-		x.Fail, null, err = d.ReadBool()
+		x.Fail, _, err = d.ReadBool()
 		if err != nil {
 			return fieldError("discharge", "fail", err)
 		}
@@ -4473,16 +4336,10 @@ func (x *Declared) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorDeclared)
 	last := -1
-	if !(x.TxnID == nil) {
-		last = 0
-	}
+	last = 0
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.TxnID == nil {
-			b = AppendNull(b)
-		} else {
-			b = AppendBinary(b, x.TxnID)
-		}
+		b = AppendBinary(b, x.TxnID)
 	}
 	return ListEnd(b, off, last+1), nil
 }
@@ -4497,9 +4354,7 @@ func (x *Declared) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
-		x.TxnID, _, err = d.ReadBinary()
-		null = x.TxnID == nil
+		x.TxnID, null, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("declared", "txn-id", err)
 		}
@@ -4547,19 +4402,13 @@ func (x *TransactionalState) AppendTo(b []byte) ([]byte, error) {
 	_ = err
 	b = AppendDescriptor(b, DescriptorTransactionalState)
 	last := -1
-	if !(x.TxnID == nil) {
-		last = 0
-	}
-	if !(x.Outcome == nil) {
+	last = 0
+	if x.Outcome != nil {
 		last = 1
 	}
 	b, off := ListStart(b)
 	if last >= 0 {
-		if x.TxnID == nil {
-			b = AppendNull(b)
-		} else {
-			b = AppendBinary(b, x.TxnID)
-		}
+		b = AppendBinary(b, x.TxnID)
 	}
 	if last >= 1 {
 		if x.Outcome == nil {
@@ -4584,9 +4433,7 @@ func (x *TransactionalState) decodeValue(d *Decoder) error {
 	var null bool
 	_ = null
 	if n > 0 {
-		null = false
-		x.TxnID, _, err = d.ReadBinary()
-		null = x.TxnID == nil
+		x.TxnID, null, err = d.ReadBinary()
 		if err != nil {
 			return fieldError("transactional-state", "txn-id", err)
 		}
@@ -4597,7 +4444,6 @@ func (x *TransactionalState) decodeValue(d *Decoder) error {
 		return missingField("transactional-state", "txn-id")
 	}
 	if n > 1 {
-		null = false
 		x.Outcome, err = decodeOutcome(d)
 		if err != nil {
 			return fieldError("transactional-state", "outcome", err)

@@ -1,0 +1,326 @@
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+)
+
+// Request is one RPC invocation as a server method sees it.
+type Request struct {
+	// Context is the caller's request context (oslo's serialised context dict).
+	Context map[string]any
+	// Method is the method name.
+	Method string
+	// Args are the keyword arguments, still JSON; use Arg to decode one.
+	Args map[string]json.RawMessage
+	// Namespace and Version are what the caller's target asked for.
+	Namespace, Version string
+}
+
+// Arg decodes the argument name into v; it reports a missing argument.
+func (r *Request) Arg(name string, v any) error {
+	raw, ok := r.Args[name]
+	if !ok {
+		return fmt.Errorf("missing argument %q", name)
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// Method serves one RPC method. The result is sent back as JSON; an error is sent as
+// a remote exception: a *RemoteError as it is, any other error as a builtins
+// RuntimeError carrying its text.
+type Method func(ctx context.Context, req *Request) (any, error)
+
+// Endpoint is a set of methods with the namespace and version they serve, as an oslo
+// endpoint object with its target.
+type Endpoint struct {
+	// Namespace must equal the caller's target namespace ("" for none).
+	Namespace string
+	// Version is the endpoint's API version, "major.minor". Default: "1.0".
+	Version string
+	// Methods by name.
+	Methods map[string]Method
+}
+
+// ServerOptions configure an RPCServer.
+type ServerOptions struct {
+	// Executor bounds how many methods run at once. Default: 64 (oslo's
+	// executor_thread_pool_size).
+	Executor int
+}
+
+// RPCServer serves the methods of its endpoints on a target (topic and server), as
+// oslo_messaging's RPC server: it listens on three addresses (this server, the fanout
+// of the topic, and the topic shared with other servers), acknowledges each request
+// before dispatching it, and replies to calls.
+type RPCServer struct {
+	t         *Transport
+	target    Target
+	endpoints []Endpoint
+	sem       chan struct{}
+	sub       *subscription
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	inflight sync.WaitGroup
+}
+
+// NewRPCServer returns a server for target, which needs a Topic and a Server.
+func NewRPCServer(t *Transport, target Target, endpoints []Endpoint, opts *ServerOptions) (*RPCServer, error) {
+	if target.Topic == "" || target.Server == "" {
+		return nil, &ConfigError{Field: "Target", Value: fmt.Sprintf("%+v", target), Reason: "an RPC server needs a topic and a server name"}
+	}
+	n := 64
+	if opts != nil && opts.Executor > 0 {
+		n = opts.Executor
+	}
+	s := &RPCServer{t: t, target: target, endpoints: endpoints, sem: make(chan struct{}, n)}
+	return s, nil
+}
+
+// Start attaches the server's links and serves until Stop. Links attach in the
+// background; Ready reports when they are.
+func (s *RPCServer) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("amqp1kit driver: RPC server already started")
+	}
+	s.started = true
+	s.sub = &subscription{
+		credit: s.t.opts.RPCServerCredit,
+		addrs: func(a *Addresser) []string {
+			return []string{a.Unicast(s.target, ServiceRPC), a.Multicast(s.target, ServiceRPC), a.Anycast(s.target, ServiceRPC)}
+		},
+		handle: s.handle,
+	}
+	return s.t.subscribe(s.sub)
+}
+
+// Ready is closed once the server's links are attached on a connection (the
+// intermediary may still need a moment to route to them).
+func (s *RPCServer) Ready() <-chan struct{} { return s.sub.ready }
+
+// Stop detaches the links (no new requests arrive) and waits for the methods running
+// to finish and reply, up to ctx.
+func (s *RPCServer) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started || s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	s.mu.Unlock()
+	s.t.unsubscribe(s.sub)
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
+	ctx := context.Background()
+	// oslo acknowledges a request before it dispatches it.
+	_ = r.AcceptMessage(ctx, m)
+	text, hasBody, err := bodyText(m)
+	if err != nil || !hasBody {
+		s.t.log.Warn("dropping an RPC request without a JSON body", "err", err)
+		return
+	}
+	rb, inner, err := unmarshalRequest(text)
+	if err != nil {
+		s.t.log.Warn("dropping a malformed RPC request", "err", err)
+		return
+	}
+	var req Request
+	var msg struct {
+		Method    string                     `json:"method"`
+		Args      map[string]json.RawMessage `json:"args"`
+		Namespace *string                    `json:"namespace"`
+		Version   *string                    `json:"version"`
+	}
+	if err := json.Unmarshal(inner, &msg); err != nil {
+		s.t.log.Warn("dropping a malformed RPC request", "err", err)
+		return
+	}
+	req.Method, req.Args = msg.Method, msg.Args
+	if msg.Namespace != nil {
+		req.Namespace = *msg.Namespace
+	}
+	req.Version = "1.0"
+	if msg.Version != nil {
+		req.Version = *msg.Version
+	}
+	_ = json.Unmarshal(rb.Context, &req.Context)
+	var replyTo, msgID string
+	var msgIDRaw any
+	if m.Properties != nil {
+		if m.Properties.ReplyTo != nil {
+			replyTo = *m.Properties.ReplyTo
+		}
+		msgIDRaw = m.Properties.MessageID
+		if id, ok := m.Properties.MessageID.(string); ok {
+			msgID = id
+		}
+	}
+	_ = msgID
+	var cmt float64
+	if rb.CallMonitorTimeout != nil {
+		cmt = *rb.CallMonitorTimeout
+	}
+	s.inflight.Add(1)
+	s.sem <- struct{}{}
+	go func() {
+		defer func() { <-s.sem; s.inflight.Done() }()
+		var stopHB func()
+		if replyTo != "" && cmt >= 2 {
+			stopHB = s.heartbeats(replyTo, msgIDRaw, cmt)
+		}
+		result, rerr := s.dispatch(ctx, &req)
+		if stopHB != nil {
+			stopHB()
+		}
+		if replyTo == "" {
+			if rerr != nil {
+				s.t.log.Info("RPC cast raised", "method", req.Method, "err", rerr)
+			}
+			return
+		}
+		s.reply(replyTo, msgIDRaw, result, rerr)
+	}()
+}
+
+// dispatch finds the endpoint and method as oslo's RPCDispatcher does.
+func (s *RPCServer) dispatch(ctx context.Context, req *Request) (result any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &RemoteError{Module: "builtins", Class: "RuntimeError", Message: fmt.Sprintf("panic in %s: %v", req.Method, r)}
+		}
+	}()
+	versionMatched := false
+	for _, ep := range s.endpoints {
+		epVersion := ep.Version
+		if epVersion == "" {
+			epVersion = "1.0"
+		}
+		if ep.Namespace != req.Namespace || !versionCompatible(epVersion, req.Version) {
+			continue
+		}
+		versionMatched = true
+		if m := ep.Methods[req.Method]; m != nil {
+			return m(ctx, req)
+		}
+	}
+	if versionMatched {
+		return nil, &RemoteError{Module: "oslo_messaging.rpc.dispatcher", Class: "NoSuchMethod",
+			Message: fmt.Sprintf("Endpoint does not support RPC method %s", req.Method), Args: []any{req.Method}}
+	}
+	return nil, &RemoteError{Module: "oslo_messaging.rpc.dispatcher", Class: "UnsupportedVersion",
+		Message: fmt.Sprintf("Endpoint does not support RPC version %s. Attempted method: %s", req.Version, req.Method),
+		Args:    []any{req.Version}, Kwargs: map[string]any{"method": req.Method}}
+}
+
+// versionCompatible is oslo's utils.version_is_compatible: same major, and the
+// endpoint's minor at least the request's.
+func versionCompatible(have, want string) bool {
+	hMaj, hMin, hRev := splitVersion(have)
+	wMaj, wMin, wRev := splitVersion(want)
+	if hMaj != wMaj {
+		return false
+	}
+	if hMin != wMin {
+		return hMin > wMin
+	}
+	return hRev >= wRev
+}
+
+func splitVersion(v string) (int, int, int) {
+	parts := strings.SplitN(v, ".", 3)
+	var n [3]int
+	for i, p := range parts {
+		n[i], _ = strconv.Atoi(p)
+	}
+	return n[0], n[1], n[2]
+}
+
+// reply sends the result or the failure to the caller's reply address.
+func (s *RPCServer) reply(replyTo string, corr any, result any, rerr error) {
+	var body string
+	var err error
+	if rerr != nil {
+		var re *RemoteError
+		if !errors.As(rerr, &re) {
+			re = &RemoteError{Module: "builtins", Class: "RuntimeError", Message: rerr.Error()}
+		}
+		body, err = marshalFailure(re)
+	} else {
+		body, err = marshalReply(result)
+	}
+	if err != nil {
+		re := &RemoteError{Module: "builtins", Class: "TypeError", Message: fmt.Sprintf("the result cannot be serialised: %v", err)}
+		body, _ = marshalFailure(re)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.t.opts.DefaultReplyTimeout)
+	defer cancel()
+	err = s.t.send(ctx, sendSpec{
+		presettled: s.t.opts.PreSettledFor("rpc-reply"),
+		retry:      s.t.opts.DefaultReplyRetry,
+		build: func(c *connection) (string, *amqp.Message, error) {
+			to := replyTo
+			return to, &amqp.Message{Properties: &amqp.MessageProperties{CorrelationID: corr, To: &to}, Value: body}, nil
+		},
+	})
+	if err != nil {
+		s.t.log.Warn("sending an RPC reply failed", "reply_to", replyTo, "err", err)
+	}
+}
+
+// heartbeats sends a body-less, pre-settled message to the caller every half of the
+// call-monitor timeout while the method runs (oslo's RPCMonitoredCallTask peer).
+func (s *RPCServer) heartbeats(replyTo string, corr any, cmt float64) func() {
+	interval := time.Duration(int(cmt)/2) * time.Second
+	if interval < time.Second {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), interval)
+			_ = s.t.send(ctx, sendSpec{
+				presettled: true,
+				retry:      0,
+				build: func(c *connection) (string, *amqp.Message, error) {
+					to := replyTo
+					return to, &amqp.Message{
+						Header:     &amqp.MessageHeader{TTL: time.Duration(cmt * float64(time.Second))},
+						Properties: &amqp.MessageProperties{CorrelationID: corr, To: &to},
+					}, nil
+				},
+			})
+			cancel()
+		}
+	}()
+	return func() { close(stop); <-done }
+}
