@@ -351,10 +351,11 @@ func (c *Conn) run() error {
 	c.mu.Lock()
 	c.opened = true
 	c.writeLocked(0, &wire.Open{
-		ContainerID:         opts.ContainerID,
-		MaxFrameSize:        opts.MaxFrameSize,
-		ChannelMax:          opts.ChannelMax,
-		IdleTimeOut:         uint32(opts.IdleTimeout / time.Millisecond),
+		ContainerID:  opts.ContainerID,
+		MaxFrameSize: opts.MaxFrameSize,
+		ChannelMax:   opts.ChannelMax,
+		// Part 2.4.5: announce half the real threshold, to avoid spurious time-outs.
+		IdleTimeOut:         uint32(opts.IdleTimeout / 2 / time.Millisecond),
 		OfferedCapabilities: opts.OfferedCapabilities,
 		Properties:          opts.Properties,
 	}, nil)

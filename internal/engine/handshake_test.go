@@ -331,7 +331,7 @@ func TestOpenNegotiation(t *testing.T) {
 		_, url := startServer(t, NopHandler{}, opts)
 		p := dialPeer(t, url)
 		o := p.open()
-		if o.ContainerID != "the-server" || o.MaxFrameSize != 4096 || o.ChannelMax != 7 || o.IdleTimeOut != 120000 {
+		if o.ContainerID != "the-server" || o.MaxFrameSize != 4096 || o.ChannelMax != 7 || o.IdleTimeOut != 60000 {
 			t.Fatalf("server open %+v does not carry the options", o)
 		}
 		if o.Properties["product"] != "qpid-dispatch-router" || o.Properties["version"] != "1.20.0" {

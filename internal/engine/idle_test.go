@@ -24,8 +24,8 @@ func TestIdleTimeoutClosesSilentPeer(t *testing.T) {
 		lively.open()
 		lively.begin(0)
 		silent := pipePeer(t, s)
-		if o := silent.open(); o.IdleTimeOut != 1000 {
-			t.Fatalf("server open idle-time-out %d, want 1000", o.IdleTimeOut)
+		if o := silent.open(); o.IdleTimeOut != 500 {
+			t.Fatalf("server open idle-time-out %d, want 500 (half the threshold)", o.IdleTimeOut)
 		}
 		start := time.Now()
 

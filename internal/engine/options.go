@@ -23,9 +23,9 @@ type Options struct {
 	MaxFrameSize uint32
 	// ChannelMax is the highest channel number the server accepts. Default: 65535.
 	ChannelMax uint16
-	// IdleTimeout is the server's idle time-out, announced in open: a peer that sends
-	// nothing for this long is closed with amqp:resource-limit-exceeded. Zero means
-	// none. Default: 0.
+	// IdleTimeout is the server's idle time-out: a peer that sends nothing for this
+	// long is closed with amqp:resource-limit-exceeded. The open frame announces half
+	// of it, as part 2.4.5 recommends. Zero means none. Default: 0.
 	IdleTimeout time.Duration
 	// MaxMessageSize bounds a message the server receives, announced in attach.
 	// Default: 64 MiB. Negative means no limit.
