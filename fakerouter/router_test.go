@@ -595,3 +595,29 @@ func TestRestartKeepsTheAddress(t *testing.T) {
 	}
 	connect(t, r.URL()).receiver("unicast.after", 1)
 }
+
+func TestConsumerThatNeverGrantsCredit(t *testing.T) {
+	r := fakerouter.RunT(t, nil)
+	ctx := testCtx(t)
+	stingy := connect(t, r.URL())
+	_, err := stingy.sess.NewReceiver(ctx, "unicast.stingy", &amqp.ReceiverOptions{Credit: -1})
+	require.NoError(t, err)
+	waitConsumers(t, r, "unicast.stingy", 1)
+	prod := connect(t, r.URL())
+	snd := prod.sender("unicast.stingy")
+	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err = snd.Send(sctx, amqp.NewMessage([]byte("x")), nil)
+	cancel()
+	requireNoCredit(t, err) // a bounded wait, nothing accepted, nothing lost
+	require.Zero(t, r.Stats().Ingress)
+
+	// Other clients are unharmed.
+	rcv := connect(t, r.URL()).receiver("unicast.fine", 5)
+	waitConsumers(t, r, "unicast.fine", 1)
+	done := make(chan error, 1)
+	go func() { done <- prod.sender("unicast.fine").Send(ctx, amqp.NewMessage([]byte("ok")), nil) }()
+	m, err := rcv.Receive(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, rcv.AcceptMessage(ctx, m))
+	require.NoError(t, <-done)
+}
