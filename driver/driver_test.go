@@ -243,8 +243,10 @@ func TestReconnectAfterRouterRestart(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, r.Restart())
-	// The server's links come back on the new connection.
+	// The server's links come back on the new connection, and the client's transport
+	// reconnects (recovery); a call made after that succeeds.
 	require.NoError(t, r.WaitForPrefix(ctx, "openstack.org/om/rpc/", 3))
+	require.Eventually(t, func() bool { return r.Connections() == 2 }, 20*time.Second, 10*time.Millisecond)
 	res, err := cli.Call(ctx, nil, "echo", map[string]any{"value": "after"})
 	require.NoError(t, err)
 	require.Equal(t, `"after"`, string(res))

@@ -26,10 +26,17 @@ func (e *deliverError) Unwrap() error { return e.err }
 // deliver sends msg on the cached sender of addr and, unless pre-settled, waits for
 // the intermediary's outcome.
 func (c *connection) deliver(ctx context.Context, addr string, msg *amqp.Message, presettled bool) (amqp.DeliveryState, error) {
-	s, err := c.sender(ctx, addr)
+	select {
+	case <-c.conn.Done():
+		// Lost before anything was written: safe to try again on the next one.
+		return nil, &deliverError{err: errConnLost}
+	default:
+	}
+	s, release, err := c.sender(ctx, addr)
 	if err != nil {
 		return nil, &deliverError{err: fmt.Errorf("attach sender to %q: %w", addr, err)}
 	}
+	defer release()
 	if presettled {
 		if err := s.Send(ctx, msg, &amqp.SendOptions{Settled: true}); err != nil {
 			c.forgetSenderOn(addr, s, err)
@@ -48,15 +55,6 @@ func (c *connection) deliver(ctx context.Context, addr string, msg *amqp.Message
 		return nil, &deliverError{err: err, written: true}
 	}
 	return state, nil
-}
-
-func (c *connection) forgetSenderOn(addr string, s *amqp.Sender, err error) {
-	var le *amqp.LinkError
-	var ce *amqp.ConnError
-	var se *amqp.SessionError
-	if errors.As(err, &le) || errors.As(err, &ce) || errors.As(err, &se) {
-		c.dropSender(addr, s)
-	}
 }
 
 // outcome maps the intermediary's answer as the Python driver does (controller.py,
@@ -111,7 +109,11 @@ func (t *Transport) send(ctx context.Context, spec sendSpec) error {
 	}
 	var last error
 	for {
-		c, err := t.connection(ctx)
+		var budget *int
+		if retries >= 0 {
+			budget = &retries
+		}
+		c, err := t.connection(ctx, budget)
 		if err != nil {
 			if errors.Is(err, ErrTimeout) {
 				return timedOut(err)
