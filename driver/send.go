@@ -32,11 +32,10 @@ func (c *connection) deliver(ctx context.Context, addr string, msg *amqp.Message
 		return nil, &deliverError{err: errConnLost}
 	default:
 	}
-	s, release, err := c.sender(ctx, addr)
+	s, err := c.sender(ctx, addr)
 	if err != nil {
 		return nil, &deliverError{err: fmt.Errorf("attach sender to %q: %w", addr, err)}
 	}
-	defer release()
 	if presettled {
 		if err := s.Send(ctx, msg, &amqp.SendOptions{Settled: true}); err != nil {
 			c.forgetSenderOn(addr, s, err)
@@ -55,6 +54,15 @@ func (c *connection) deliver(ctx context.Context, addr string, msg *amqp.Message
 		return nil, &deliverError{err: err, written: true}
 	}
 	return state, nil
+}
+
+func (c *connection) forgetSenderOn(addr string, s *amqp.Sender, err error) {
+	var le *amqp.LinkError
+	var ce *amqp.ConnError
+	var se *amqp.SessionError
+	if errors.As(err, &le) || errors.As(err, &ce) || errors.As(err, &se) {
+		c.dropSender(addr, s)
+	}
 }
 
 // outcome maps the intermediary's answer as the Python driver does (controller.py,
@@ -109,11 +117,7 @@ func (t *Transport) send(ctx context.Context, spec sendSpec) error {
 	}
 	var last error
 	for {
-		var budget *int
-		if retries >= 0 {
-			budget = &retries
-		}
-		c, err := t.connection(ctx, budget)
+		c, err := t.connection(ctx)
 		if err != nil {
 			if errors.Is(err, ErrTimeout) {
 				return timedOut(err)
