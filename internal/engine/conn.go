@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 )
 
 const readBufferSize = 16 << 10
+
+// readChunk is the first allocation for a frame body; larger bodies grow as they
+// arrive.
+const readChunk = 16 << 10
 
 // Conn is one client connection.
 type Conn struct {
@@ -51,6 +56,7 @@ type Conn struct {
 	done       chan struct{}
 	sessions   map[uint16]*session // by the peer's channel
 	localChans map[uint16]*session // by our channel
+	chanHint   uint16              // no local channel below it is free
 	opened     bool                // open exchanged
 	closeSent  bool
 	dead       bool
@@ -211,9 +217,19 @@ func (c *Conn) readFrame(max uint32) (wire.FrameHeader, []byte, error) {
 	if n == 0 {
 		return h, nil, nil
 	}
-	body := make([]byte, n)
+	// Grow the body as its bytes arrive rather than trusting the header: a peer that
+	// announces a large frame and sends nothing more holds no more than a chunk.
+	body := make([]byte, min(n, readChunk))
 	if _, err := io.ReadFull(c.rd, body); err != nil {
 		return h, nil, err
+	}
+	for len(body) < n {
+		k := len(body)
+		body = slices.Grow(body, min(n-k, k))
+		body = body[:k+min(n-k, k)]
+		if _, err := io.ReadFull(c.rd, body[k:]); err != nil {
+			return h, nil, err
+		}
 	}
 	body = body[int(h.DataOff)*4-wire.FrameHeaderSize:]
 	if len(body) == 0 {
@@ -520,13 +536,14 @@ func (c *Conn) handleBegin(ch uint16, b *wire.Begin) error {
 		c.mu.Unlock()
 		return c.protocolError(wire.ErrCondIllegalState, fmt.Sprintf("begin on channel %d, which already has a session", ch))
 	}
-	var local uint16
+	local := c.chanHint
 	for {
 		if _, used := c.localChans[local]; !used {
 			break
 		}
 		local++
 	}
+	c.chanHint = local + 1
 	s := newSession(c, local, ch, b)
 	c.sessions[ch] = s
 	c.localChans[local] = s

@@ -26,6 +26,7 @@ type session struct {
 	outUnsettled      map[uint32]*Delivery // sent by the server, not settled by the peer
 	inUnsettled       map[uint32]*Delivery // sent by the peer, not settled by the server
 	pending           []*outgoing          // transfers waiting for the peer's window
+	handleHint        uint32               // no local handle below it is free
 	ended             bool                 // end sent by the server
 	incomingWindowMax uint32
 }
@@ -93,6 +94,7 @@ func (s *session) detachAllLocked() []*Link {
 	}
 	s.byRemote = map[uint32]*Link{}
 	s.byLocal = map[uint32]*Link{}
+	s.handleHint = 0
 	s.pending = nil
 	return out
 }
@@ -138,6 +140,7 @@ func (s *session) handleEnd(e *wire.End) error {
 	}
 	delete(c.sessions, s.remote)
 	delete(c.localChans, s.local)
+	c.chanHint = min(c.chanHint, s.local)
 	c.mu.Unlock()
 	detachErr := e.Error
 	if detachErr == nil {
@@ -435,13 +438,15 @@ func (s *session) handleAttach(a *wire.Attach) error {
 		c.mu.Unlock()
 		return s.sessionError(wire.ErrCondHandleInUse, fmt.Sprintf("attach on handle %d, which is in use", a.Handle))
 	}
-	var local uint32
+	// The lowest free handle, found from a hint so that many attaches stay linear.
+	local := s.handleHint
 	for {
 		if _, used := s.byLocal[local]; !used {
 			break
 		}
 		local++
 	}
+	s.handleHint = local + 1
 	l := &Link{
 		s:          s,
 		name:       a.Name,
@@ -522,6 +527,7 @@ func (s *session) handleDetach(dt *wire.Detach) error {
 	}
 	delete(s.byRemote, dt.Handle)
 	delete(s.byLocal, l.local)
+	s.handleHint = min(s.handleHint, l.local)
 	if !l.detachSent {
 		l.detachSent = true
 		c.writeLocked(s.local, &wire.Detach{Handle: l.local, Closed: dt.Closed}, nil)
