@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	amqp "github.com/Azure/go-amqp"
 )
@@ -13,52 +12,6 @@ import (
 // Message bodies as the Python driver writes them (impl_amqp1.py marshal_request,
 // marshal_response, and the notifier's messagingv2 envelope): one AMQP-value string
 // holding JSON.
-
-// pyJSON encodes v the way Python's json.dumps does by default: ASCII only (non-ASCII
-// as \uXXXX, astral characters as surrogate pairs), separators ", " and ": ", no HTML
-// escaping. Readers accept any JSON, but matching Python keeps traces comparable.
-func pyJSON(v any) (string, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return "", err
-	}
-	compact := bytes.TrimRight(buf.Bytes(), "\n")
-	var out strings.Builder
-	out.Grow(len(compact) + len(compact)/8)
-	inString := false
-	for i := 0; i < len(compact); {
-		c := compact[i]
-		switch {
-		case c == '"':
-			inString = !inString
-			out.WriteByte(c)
-			i++
-		case c == '\\' && inString:
-			out.WriteByte(c)
-			out.WriteByte(compact[i+1])
-			i += 2
-		case !inString && (c == ',' || c == ':'):
-			out.WriteByte(c)
-			out.WriteByte(' ')
-			i++
-		case c >= utf8.RuneSelf:
-			r, n := utf8.DecodeRune(compact[i:])
-			if r >= 0x10000 {
-				r -= 0x10000
-				fmt.Fprintf(&out, `\u%04x\u%04x`, 0xd800+(r>>10), 0xdc00+(r&0x3ff))
-			} else {
-				fmt.Fprintf(&out, `\u%04x`, r)
-			}
-			i += n
-		default:
-			out.WriteByte(c)
-			i++
-		}
-	}
-	return out.String(), nil
-}
 
 // bodyText returns the JSON text of a received message: an amqp-value string (what
 // the Python driver sends) or data sections (which Python's reader accepts too).
@@ -135,8 +88,8 @@ func unwrapEnvelope(raw json.RawMessage) (json.RawMessage, error) {
 		Version *string `json:"oslo.version"`
 		Message *string `json:"oslo.message"`
 	}
-	if len(raw) == 0 || raw[0] != '{' {
-		return raw, nil
+	if len(raw) == 0 || raw[0] != '{' || !bytes.Contains(raw, []byte(`"oslo.`)) {
+		return raw, nil // not an envelope (the common case of RPC requests): no parse
 	}
 	if err := json.Unmarshal(raw, &env); err != nil || env.Version == nil || env.Message == nil {
 		return raw, nil
@@ -204,34 +157,4 @@ func unmarshalReply(text string) (json.RawMessage, error) {
 		rb.Response = json.RawMessage("null")
 	}
 	return rb.Response, nil
-}
-
-// kv and orderedMap encode JSON objects with their keys in a fixed order.
-type kv struct {
-	k string
-	v any
-}
-
-type orderedMap []kv
-
-// MarshalJSON writes the pairs in order.
-func (m orderedMap) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
-	for i, p := range m {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		k, _ := json.Marshal(p.k)
-		buf.Write(k)
-		buf.WriteByte(':')
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(p.v); err != nil {
-			return nil, err
-		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
 }

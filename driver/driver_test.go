@@ -79,11 +79,23 @@ func startServer(t *testing.T, r *fakerouter.Router, tr *driver.Transport, topic
 			time.Sleep(time.Duration(s * float64(time.Second)))
 			return "slept", nil
 		},
+		"raise": func(ctx context.Context, req *driver.Request) (any, error) {
+			var msg string
+			_ = req.Arg("message", &msg)
+			return nil, errors.New(msg)
+		},
+		"panic": func(ctx context.Context, req *driver.Request) (any, error) {
+			panic("something broke")
+		},
 	}}
 	srv, err := driver.NewRPCServer(tr, driver.Target{Topic: topic, Server: name}, []driver.Endpoint{ep}, nil)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start())
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	})
 	es.srv = srv
 	return es
 }
@@ -235,18 +247,18 @@ func TestReleasedCallIsResentThenFails(t *testing.T) {
 func TestReconnectAfterRouterRestart(t *testing.T) {
 	r := fakerouter.RunT(t, nil)
 	ctx := testCtx(t)
-	srvT := newTransport(t, r.URL(), nil)
+	srvT := newTransport(t, r.URL(), named("srv"))
 	startServer(t, r, srvT, "rc", "s")
 	require.NoError(t, r.WaitForPrefix(ctx, "openstack.org/om/rpc/", 3))
-	cli := driver.NewRPCClient(newTransport(t, r.URL(), nil), driver.Target{Topic: "rc"}, &driver.ClientOptions{Timeout: 5 * time.Second})
+	cli := driver.NewRPCClient(newTransport(t, r.URL(), named("cli")), driver.Target{Topic: "rc"}, &driver.ClientOptions{Timeout: 5 * time.Second})
 	_, err := cli.Call(ctx, nil, "echo", map[string]any{"value": 1})
 	require.NoError(t, err)
 
+	mark := maxConn(r)
 	require.NoError(t, r.Restart())
 	// The server's links come back on the new connection, and the client's transport
 	// reconnects (recovery); a call made after that succeeds.
-	require.NoError(t, r.WaitForPrefix(ctx, "openstack.org/om/rpc/", 3))
-	require.Eventually(t, func() bool { return r.Connections() == 2 }, 20*time.Second, 10*time.Millisecond)
+	waitRecovered(t, r, mark, map[string]int{"srv": 4, "cli": 1})
 	res, err := cli.Call(ctx, nil, "echo", map[string]any{"value": "after"})
 	require.NoError(t, err)
 	require.Equal(t, `"after"`, string(res))

@@ -270,7 +270,12 @@ func validPriority(p Priority) bool {
 
 // Start attaches one link per (target, priority).
 func (l *Listener) Start() error {
-	l.sub = &subscription{
+	l.mu.Lock()
+	if l.sub != nil {
+		l.mu.Unlock()
+		return errors.New("amqp1kit driver: listener already started")
+	}
+	sub := &subscription{
 		credit: l.t.opts.NotifyServerCredit,
 		addrs: func(a *Addresser) []string {
 			var out []string
@@ -283,11 +288,21 @@ func (l *Listener) Start() error {
 		},
 		handle: l.handle,
 	}
-	return l.t.subscribe(l.sub)
+	l.sub = sub
+	l.mu.Unlock()
+	return l.t.subscribe(sub)
 }
 
-// Ready is closed once the listener's links are attached on a connection.
-func (l *Listener) Ready() <-chan struct{} { return l.sub.ready }
+// Ready is closed once the listener's links are attached on a connection (nil
+// before Start).
+func (l *Listener) Ready() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sub == nil {
+		return nil
+	}
+	return l.sub.ready
+}
 
 // Stop detaches the links and waits for running handlers, up to ctx. Notifications in
 // an unfinished batch are released.
@@ -323,8 +338,16 @@ func (l *Listener) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 		return
 	}
 	n.rcv = r
-	if l.batch != nil {
-		l.mu.Lock()
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		_ = r.ReleaseMessage(context.Background(), m)
+		return
+	}
+	if l.batch == nil {
+		l.inflight.Add(1)
+		l.mu.Unlock()
+	} else {
 		l.pending = append(l.pending, n)
 		var ready []*Notification
 		if len(l.pending) >= l.opts.BatchSize {
@@ -336,13 +359,15 @@ func (l *Listener) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 		} else if l.flush == nil {
 			l.flush = time.AfterFunc(l.opts.BatchTimeout, l.flushBatch)
 		}
+		if ready != nil {
+			l.inflight.Add(1)
+		}
 		l.mu.Unlock()
 		if ready != nil {
 			l.runBatch(ready)
 		}
 		return
 	}
-	l.inflight.Add(1)
 	l.sem <- struct{}{}
 	go func() {
 		defer func() { <-l.sem; l.inflight.Done() }()
@@ -365,14 +390,17 @@ func (l *Listener) flushBatch() {
 	l.mu.Lock()
 	ready := l.pending
 	l.pending, l.flush = nil, nil
+	if len(ready) > 0 {
+		l.inflight.Add(1)
+	}
 	l.mu.Unlock()
 	if len(ready) > 0 {
 		l.runBatch(ready)
 	}
 }
 
+// runBatch hands batch to the handler; the caller has counted it in l.inflight.
 func (l *Listener) runBatch(batch []*Notification) {
-	l.inflight.Add(1)
 	l.sem <- struct{}{}
 	go func() {
 		defer func() { <-l.sem; l.inflight.Done() }()

@@ -141,10 +141,10 @@ func (c *RPCClient) CallInto(ctx context.Context, rpcCtx map[string]any, method 
 	return nil
 }
 
+// withDefaultTimeout bounds a send by the driver's deadline for its kind
+// (default_send_timeout, default_notify_timeout), as Python does whatever the caller;
+// a ctx that ends earlier ends it earlier.
 func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
 	return context.WithTimeout(ctx, d)
 }
 
@@ -230,6 +230,14 @@ func (c *connection) replyLoop() {
 	for {
 		m, err := c.reply.Receive(ctx, nil)
 		if err != nil {
+			select {
+			case <-c.conn.Done():
+			default:
+				// The peer detached the reply link: without it no reply can arrive,
+				// so reconnect, as Python's _reply_link_down does.
+				c.t.log.Warn("the reply link was detached by the peer; reconnecting", "host", c.host.Address(), "err", err)
+				c.conn.Close()
+			}
 			return
 		}
 		id := ""

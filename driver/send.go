@@ -32,21 +32,22 @@ func (c *connection) deliver(ctx context.Context, addr string, msg *amqp.Message
 		return nil, &deliverError{err: errConnLost}
 	default:
 	}
-	s, err := c.sender(ctx, addr)
+	s, release, err := c.sender(ctx, addr)
 	if err != nil {
 		return nil, &deliverError{err: fmt.Errorf("attach sender to %q: %w", addr, err)}
 	}
+	defer release()
 	if presettled {
 		if err := s.Send(ctx, msg, &amqp.SendOptions{Settled: true}); err != nil {
 			c.forgetSenderOn(addr, s, err)
-			return nil, &deliverError{err: err}
+			return nil, &deliverError{err: noCredit(ctx, addr, err)}
 		}
 		return nil, nil
 	}
 	receipt, err := s.SendWithReceipt(ctx, msg, nil)
 	if err != nil {
 		c.forgetSenderOn(addr, s, err)
-		return nil, &deliverError{err: err}
+		return nil, &deliverError{err: noCredit(ctx, addr, err)}
 	}
 	state, err := receipt.Wait(ctx)
 	if err != nil {
@@ -56,13 +57,15 @@ func (c *connection) deliver(ctx context.Context, addr string, msg *amqp.Message
 	return state, nil
 }
 
-func (c *connection) forgetSenderOn(addr string, s *amqp.Sender, err error) {
-	var le *amqp.LinkError
-	var ce *amqp.ConnError
-	var se *amqp.SessionError
-	if errors.As(err, &le) || errors.As(err, &ce) || errors.As(err, &se) {
-		c.dropSender(addr, s)
+// noCredit explains go-amqp's error for a send whose ctx ended while it waited for
+// credit (a local transfer-limit-exceeded): through a router, nobody consumes from
+// the address.
+func noCredit(ctx context.Context, addr string, err error) error {
+	var ae *amqp.Error
+	if ctx.Err() != nil && errors.As(err, &ae) && ae.Condition == amqp.ErrCondTransferLimitExceeded {
+		return fmt.Errorf("the intermediary granted no credit to send to %q (no consumer?)", addr)
 	}
+	return err
 }
 
 // outcome maps the intermediary's answer as the Python driver does (controller.py,
@@ -116,8 +119,13 @@ func (t *Transport) send(ctx context.Context, spec sendSpec) error {
 		return fmt.Errorf("%w: not sent in time", kind)
 	}
 	var last error
+	var avoid *connection // a connection found lost, which the transport may still offer
 	for {
-		c, err := t.connection(ctx)
+		var budget *int
+		if retries >= 0 {
+			budget = &retries
+		}
+		c, err := t.connectionAfter(ctx, budget, avoid)
 		if err != nil {
 			if errors.Is(err, ErrTimeout) {
 				return timedOut(err)
@@ -171,6 +179,13 @@ func (t *Transport) send(ctx context.Context, spec sendSpec) error {
 		if retries > 0 {
 			retries--
 		}
+		if connLost(err) {
+			// Not written because the connection went: no link_retry_delay, the next
+			// attempt waits for the new connection (as Python's pending sends do).
+			t.log.Debug("resending on the next connection", "err", last)
+			avoid = c
+			continue
+		}
 		t.log.Debug("resending", "err", last, "after", t.opts.LinkRetryDelay)
 		select {
 		case <-ctx.Done():
@@ -180,4 +195,11 @@ func (t *Transport) send(ctx context.Context, spec sendSpec) error {
 		case <-time.After(t.opts.LinkRetryDelay):
 		}
 	}
+}
+
+// connLost reports a send error due to the connection's loss (rather than the link's
+// or the intermediary's refusal).
+func connLost(err error) bool {
+	var ce *amqp.ConnError
+	return err != nil && (errors.Is(err, errConnLost) || errors.As(err, &ce))
 }

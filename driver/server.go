@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,11 +108,19 @@ func (s *RPCServer) Start() error {
 }
 
 // Ready is closed once the server's links are attached on a connection (the
-// intermediary may still need a moment to route to them).
-func (s *RPCServer) Ready() <-chan struct{} { return s.sub.ready }
+// intermediary may still need a moment to route to them); nil before Start.
+func (s *RPCServer) Ready() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub == nil {
+		return nil
+	}
+	return s.sub.ready
+}
 
 // Stop detaches the links (no new requests arrive) and waits for the methods running
-// to finish and reply, up to ctx.
+// to finish and their replies to be sent, up to ctx. A request that arrives while the
+// server stops is released (given back to the intermediary) rather than run.
 func (s *RPCServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.started || s.stopped {
@@ -133,8 +142,14 @@ func (s *RPCServer) Stop(ctx context.Context) error {
 
 func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 	ctx := context.Background()
-	// oslo acknowledges a request before it dispatches it.
-	_ = r.AcceptMessage(ctx, m)
+	// oslo acknowledges a request when its executor picks it up, before dispatching
+	// it. A request that cannot be parsed is acknowledged (and dropped) too.
+	accepted := false
+	defer func() {
+		if !accepted {
+			_ = r.AcceptMessage(ctx, m)
+		}
+	}()
 	text, hasBody, err := bodyText(m)
 	if err != nil || !hasBody {
 		s.t.log.Warn("dropping an RPC request without a JSON body", "err", err)
@@ -165,24 +180,33 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 		req.Version = *msg.Version
 	}
 	_ = json.Unmarshal(rb.Context, &req.Context)
-	var replyTo, msgID string
+	var replyTo string
 	var msgIDRaw any
 	if m.Properties != nil {
 		if m.Properties.ReplyTo != nil {
 			replyTo = *m.Properties.ReplyTo
 		}
 		msgIDRaw = m.Properties.MessageID
-		if id, ok := m.Properties.MessageID.(string); ok {
-			msgID = id
-		}
 	}
-	_ = msgID
 	var cmt float64
 	if rb.CallMonitorTimeout != nil {
 		cmt = *rb.CallMonitorTimeout
 	}
+	s.mu.Lock()
+	if s.stopped {
+		// Arrived while stopping: given back (released), so that through a router the
+		// caller's driver sends it again, to another server if there is one.
+		s.mu.Unlock()
+		accepted = true
+		_ = r.ReleaseMessage(ctx, m)
+		s.t.log.Info("RPC server stopping: released a request", "method", req.Method)
+		return
+	}
 	s.inflight.Add(1)
+	s.mu.Unlock()
 	s.sem <- struct{}{}
+	accepted = true
+	_ = r.AcceptMessage(ctx, m)
 	go func() {
 		defer func() { <-s.sem; s.inflight.Done() }()
 		var stopHB func()
@@ -207,6 +231,7 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 func (s *RPCServer) dispatch(ctx context.Context, req *Request) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			s.t.log.Error("RPC method panicked", "method", req.Method, "panic", r, "stack", string(debug.Stack()))
 			err = &RemoteError{Module: "builtins", Class: "RuntimeError", Message: fmt.Sprintf("panic in %s: %v", req.Method, r)}
 		}
 	}()
@@ -291,7 +316,8 @@ func (s *RPCServer) reply(replyTo string, corr any, result any, rerr error) {
 // heartbeats sends a body-less, pre-settled message to the caller every half of the
 // call-monitor timeout while the method runs (oslo's RPCMonitoredCallTask peer).
 func (s *RPCServer) heartbeats(replyTo string, corr any, cmt float64) func() {
-	interval := time.Duration(int(cmt)/2) * time.Second
+	// Python: int(cmt) / 2 seconds (a float division), none below 1 s.
+	interval := time.Duration(float64(int(cmt)) / 2 * float64(time.Second))
 	if interval < time.Second {
 		return func() {}
 	}

@@ -10,7 +10,7 @@ import (
 
 // subscription is a listener's set of receiver links, attached on every connection
 // the transport makes (addresses worked out again from each peer) and re-attached
-// after link_retry_delay when the peer detaches one.
+// with the same name after link_retry_delay when the peer detaches one.
 type subscription struct {
 	t      *Transport
 	addrs  func(a *Addresser) []string
@@ -18,9 +18,31 @@ type subscription struct {
 	handle func(c *connection, r *amqp.Receiver, m *amqp.Message)
 
 	mu      sync.Mutex
-	links   []*amqp.Receiver
+	links   []listenerLink
 	stopped bool
 	ready   chan struct{} // closed once the links of a connection are attached
+}
+
+// listenerLink is one receiver link with its own session, as pyngus makes them.
+type listenerLink struct {
+	r    *amqp.Receiver
+	sess *amqp.Session
+}
+
+// spawn runs f in a goroutine the transport's Close waits for, unless the transport
+// is closed.
+func (t *Transport) spawn(f func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+	return true
 }
 
 func (t *Transport) subscribe(s *subscription) error {
@@ -33,11 +55,7 @@ func (t *Transport) subscribe(s *subscription) error {
 	}
 	t.subs[s] = struct{}{}
 	cur := t.cur
-	if !t.started {
-		t.started = true
-		t.wg.Add(1)
-		go t.supervise()
-	}
+	t.startLocked()
 	t.mu.Unlock()
 	if cur != nil {
 		s.attachOn(cur)
@@ -45,7 +63,7 @@ func (t *Transport) subscribe(s *subscription) error {
 	return nil
 }
 
-// unsubscribe detaches the links and forgets the subscription.
+// unsubscribe detaches the links, ends their sessions and forgets the subscription.
 func (t *Transport) unsubscribe(s *subscription) {
 	t.mu.Lock()
 	delete(t.subs, s)
@@ -58,7 +76,8 @@ func (t *Transport) unsubscribe(s *subscription) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, l := range links {
-		_ = l.Close(ctx)
+		_ = l.r.Close(ctx)
+		_ = l.sess.Close(ctx)
 	}
 }
 
@@ -76,6 +95,8 @@ func (s *subscription) attachOn(c *connection) {
 	s.mu.Unlock()
 }
 
+// attachOne attaches one receiver link: source = target = addr, sender settle mode
+// mixed, credit granted at once, as the Python driver's listener links.
 func (s *subscription) attachOne(c *connection, addr, name string) {
 	s.mu.Lock()
 	stopped := s.stopped
@@ -95,49 +116,57 @@ func (s *subscription) attachOne(c *connection, addr, name string) {
 			Credit:                    int32(s.credit),
 			RequestedSenderSettleMode: &mixed,
 		})
+		if err != nil {
+			_ = sess.Close(ctx)
+		}
 	}
 	if err != nil {
 		s.t.log.Warn("attaching a listener link failed; retrying", "address", addr, "err", err, "after", s.t.opts.LinkRetryDelay)
 		s.retryLater(c, addr, name)
 		return
 	}
+	l := listenerLink{r: r, sess: sess}
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
 		_ = r.Close(ctx)
+		_ = sess.Close(ctx)
 		return
 	}
-	s.links = append(s.links, r)
+	s.links = append(s.links, l)
 	s.mu.Unlock()
-	s.t.wg.Add(1)
-	go s.receive(c, r, addr, name)
+	if !s.t.spawn(func() { s.receive(c, l, addr, name) }) {
+		_ = r.Close(ctx)
+		_ = sess.Close(ctx)
+	}
 }
 
+// retryLater attaches the link again after link_retry_delay, unless the connection
+// went away meanwhile (the next one attaches every link anyway).
 func (s *subscription) retryLater(c *connection, addr, name string) {
-	s.t.wg.Add(1)
-	go func() {
-		defer s.t.wg.Done()
+	s.t.spawn(func() {
 		select {
 		case <-time.After(s.t.opts.LinkRetryDelay):
 		case <-c.conn.Done():
-			return // the new connection attaches everything again
+			return
 		case <-s.t.stop:
 			return
 		}
 		s.attachOne(c, addr, name)
-	}()
+	})
 }
 
-func (s *subscription) receive(c *connection, r *amqp.Receiver, addr, name string) {
-	defer s.t.wg.Done()
+func (s *subscription) receive(c *connection, l listenerLink, addr, name string) {
 	ctx := context.Background()
 	for {
-		m, err := r.Receive(ctx, nil)
+		m, err := l.r.Receive(ctx, nil)
 		if err != nil {
 			s.mu.Lock()
-			for i, l := range s.links {
-				if l == r {
+			found := false
+			for i, x := range s.links {
+				if x.r == l.r {
 					s.links = append(s.links[:i:i], s.links[i+1:]...)
+					found = true
 					break
 				}
 			}
@@ -148,13 +177,16 @@ func (s *subscription) receive(c *connection, r *amqp.Receiver, addr, name strin
 				return
 			default:
 			}
-			if !stopped {
+			if found && !stopped {
 				// The peer detached the link: re-attach with the same name, as Python.
-				s.t.log.Warn("listener link detached by the peer; re-attaching", "address", addr, "err", err)
+				s.t.log.Warn("listener link detached by the peer; re-attaching", "address", addr, "err", err, "after", s.t.opts.LinkRetryDelay)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = l.sess.Close(ctx)
+				cancel()
 				s.retryLater(c, addr, name)
 			}
 			return
 		}
-		s.handle(c, r, m)
+		s.handle(c, l.r, m)
 	}
 }

@@ -3,17 +3,12 @@ package driver
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,16 +19,29 @@ import (
 type TransportOptions struct {
 	// Options are the [oslo_messaging_amqp] options. nil means DefaultOptions().
 	Options *Options
-	// Logger receives connection events. Default: discard.
+	// Logger receives connection events (connected, lost, reconnect delays, links
+	// re-attached or purged, sends resent) and errors the driver cannot return to a
+	// caller (a reply that could not be sent). Default: discard.
 	Logger *slog.Logger
 }
 
 // Transport is one AMQP 1.0 connection to an intermediary, shared by the RPC clients,
-// servers, notifiers and listeners built on it, as a Python driver instance is. It
-// connects lazily, on first use, to the URL's hosts in order, and reconnects with
-// back-off (connection_retry_interval, _backoff, _interval_max) when the connection
-// is lost, re-attaching every listener with addresses worked out again from the new
-// peer (a failover from a broker to a router switches address syntax, as in Python).
+// servers, notifiers and listeners built on it, as a Python driver instance is.
+//
+// It connects lazily, on first use, to the URL's first host. When the connection is
+// lost or an attempt fails, it waits connection_retry_interval, then tries the next
+// host (round robin), multiplying the delay by connection_retry_backoff after each
+// failure up to connection_retry_interval_max; the delay goes back to the interval
+// once a connection opens. Every listener is re-attached with addresses worked out
+// again from the new peer (a failover from a broker to a router switches address
+// syntax, as in Python), and a new reply address is obtained. Calls waiting for a
+// reply when the connection is lost end with ErrTimeout at their deadline (their
+// reply address is gone), as in Python.
+//
+// Failures that retrying cannot fix (wrong credentials, a certificate that does not
+// verify, a peer that refuses the dynamic reply link) make sends fail at once, once
+// every host of the URL has been tried, with an error wrapping ErrDeliveryFailure (or
+// a *PeerError or *ConfigError) that gives the reason.
 type Transport struct {
 	url         *TransportURL
 	opts        Options
@@ -45,16 +53,22 @@ type Transport struct {
 	ready   chan struct{} // closed when cur is usable; replaced when it is lost
 	attempt chan struct{} // closed after each failed connection attempt; replaced
 	lastErr error
-	started bool
-	closed  bool
-	subs    map[*subscription]struct{}
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// failStreak counts the connection attempts that failed in a row; lastFatal is
+	// the latest of them that retrying cannot fix. Callers fail fast once a whole
+	// round of the URL's hosts has failed and one of the attempts failed fatally.
+	failStreak int
+	lastFatal  error
+	started    bool
+	closed     bool
+	subs       map[*subscription]struct{}
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // NewTransport parses a transport URL (amqp://user:pass@host1:port,host2:port/vhost)
 // and options; query parameters of the URL override options of the same name. It does
-// no I/O: the connection opens on first use.
+// no I/O apart from reading the TLS files named by the options (a missing file or a
+// wrong key password is a *ConfigError here): the connection opens on first use.
 func NewTransport(rawURL string, topts *TransportOptions) (*Transport, error) {
 	u, err := ParseTransportURL(rawURL)
 	if err != nil {
@@ -81,6 +95,12 @@ func NewTransport(rawURL string, topts *TransportOptions) (*Transport, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkSASLMechanisms(&o); err != nil {
+		return nil, err
+	}
+	if err := checkTLSFiles(&o); err != nil {
+		return nil, err
+	}
 	t := &Transport{
 		url:     u,
 		opts:    o,
@@ -105,7 +125,8 @@ func (t *Transport) Options() Options { return t.opts }
 func (t *Transport) URL() *TransportURL { return t.url }
 
 // Close detaches every link and closes the connection. Servers and listeners built on
-// the transport stop receiving.
+// the transport stop receiving; sends in progress fail with ErrClosed or
+// ErrDeliveryFailure.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -137,35 +158,60 @@ func (t *Transport) PeerProduct() (product, version string, connected bool) {
 // Addresser returns the addresser of the current connection (legacy or routable as
 // decided from the peer), connecting first if needed.
 func (t *Transport) Addresser(ctx context.Context) (*Addresser, error) {
-	c, err := t.connection(ctx)
+	c, err := t.connection(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	return c.addresser, nil
 }
 
-// connection returns the live connection, starting the connection loop on first use
-// and waiting for it. A fatal refusal by the peer (the reply link refused, wrong
-// credentials, a TLS failure) fails at once rather than waiting for ctx.
-func (t *Transport) connection(ctx context.Context) (*connection, error) {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil, ErrClosed
-	}
+// startLocked starts the connection loop once. t.mu is held.
+func (t *Transport) startLocked() {
 	if !t.started {
 		t.started = true
 		t.wg.Add(1)
 		go t.supervise()
 	}
+}
+
+// connection returns the live connection, starting the connection loop on first use
+// and waiting for it. A failure that retrying cannot fix fails at once once every
+// host has been tried. retries, when not nil, is the caller's retry budget: each
+// failed connection attempt it sees uses one, as each failed attempt uses one retry of
+// every pending send in Python; when none is left it fails with ErrDeliveryFailure.
+func (t *Transport) connection(ctx context.Context, retries *int) (*connection, error) {
+	return t.connectionAfter(ctx, retries, nil)
+}
+
+// connectionAfter is connection, but never returns avoid (a connection the caller
+// found lost before the transport noticed): it waits for the next one.
+func (t *Transport) connectionAfter(ctx context.Context, retries *int, avoid *connection) (*connection, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	t.startLocked()
 	for {
+		if t.cur != nil && t.cur == avoid {
+			t.mu.Unlock()
+			select {
+			case <-avoid.cleared:
+			case <-t.stop:
+				return nil, ErrClosed
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: not connected: %v", ctxErr(ctx), errConnLost)
+			}
+			t.mu.Lock()
+			continue
+		}
 		if t.cur != nil {
 			c := t.cur
 			t.mu.Unlock()
 			return c, nil
 		}
-		if isFatal(t.lastErr) {
-			err := t.lastErr
+		if t.lastFatal != nil && t.failStreak >= len(t.url.Hosts) {
+			err := t.lastFatal
 			t.mu.Unlock()
 			return nil, err
 		}
@@ -174,6 +220,15 @@ func (t *Transport) connection(ctx context.Context) (*connection, error) {
 		select {
 		case <-ready:
 		case <-attempt:
+			if retries != nil && *retries >= 0 {
+				*retries--
+				if *retries < 0 {
+					t.mu.Lock()
+					last := t.lastErr
+					t.mu.Unlock()
+					return nil, fmt.Errorf("%w: send retries exhausted: not connected: %v", ErrDeliveryFailure, last)
+				}
+			}
 		case <-t.stop:
 			return nil, ErrClosed
 		case <-ctx.Done():
@@ -208,38 +263,53 @@ func isFatal(err error) bool {
 	return errors.As(err, &f)
 }
 
+// nextDelay is the reconnect back-off of controller.py: the delay is multiplied (not
+// increased) by connection_retry_backoff, up to connection_retry_interval_max; a
+// back-off of 0 makes every later retry immediate.
+func (t *Transport) nextDelay(d time.Duration) time.Duration {
+	if t.opts.ConnectionRetryBackoff <= 0 {
+		return 0
+	}
+	return min(d*time.Duration(t.opts.ConnectionRetryBackoff), t.opts.ConnectionRetryIntervalMax)
+}
+
 // supervise connects, waits for the connection to be lost, and reconnects, over the
-// URL's hosts in order with back-off.
+// URL's hosts in turn with back-off.
 func (t *Transport) supervise() {
 	defer t.wg.Done()
 	delay := t.opts.ConnectionRetryInterval
 	idx := 0
+	first := true
 	for {
-		select {
-		case <-t.stop:
-			return
-		default:
-		}
 		host := t.url.Hosts[idx%len(t.url.Hosts)]
 		idx++
-		c, err := t.dial(host)
-		if err != nil {
-			t.log.Warn("connection attempt failed", "host", host.Address(), "err", err)
-			t.mu.Lock()
-			t.lastErr = err
-			close(t.attempt)
-			t.attempt = make(chan struct{})
-			t.mu.Unlock()
+		if !first {
+			t.log.Info("reconnecting", "host", host.Address(), "delay", delay)
 			select {
 			case <-t.stop:
 				return
 			case <-time.After(delay):
 			}
-			if t.opts.ConnectionRetryBackoff > 0 {
-				delay = min(delay*time.Duration(t.opts.ConnectionRetryBackoff), t.opts.ConnectionRetryIntervalMax)
-			} else {
-				delay = 0
+			delay = t.nextDelay(delay)
+		}
+		first = false
+		select {
+		case <-t.stop:
+			return
+		default:
+		}
+		c, err := t.dial(host)
+		if err != nil {
+			t.log.Warn("connection attempt failed", "host", host.Address(), "err", err)
+			t.mu.Lock()
+			t.lastErr = err
+			t.failStreak++
+			if isFatal(err) {
+				t.lastFatal = err
 			}
+			close(t.attempt)
+			t.attempt = make(chan struct{})
+			t.mu.Unlock()
 			continue
 		}
 		delay = t.opts.ConnectionRetryInterval
@@ -249,14 +319,16 @@ func (t *Transport) supervise() {
 			c.conn.Close()
 			return
 		}
-		t.cur, t.lastErr = c, nil
+		t.cur, t.lastErr, t.lastFatal, t.failStreak = c, nil, nil, 0
 		close(t.ready)
 		subs := make([]*subscription, 0, len(t.subs))
 		for s := range t.subs {
 			subs = append(subs, s)
 		}
 		t.mu.Unlock()
-		t.log.Info("connected", "host", host.Address(), "product", c.product, "legacy", c.addresser.Legacy())
+		t.log.Info("connected", "host", host.Address(), "product", c.product, "legacy", c.addresser.Legacy(), "reply_to", c.replyAddr)
+		t.wg.Add(1)
+		go c.purgeSenders()
 		for _, s := range subs {
 			s.attachOn(c)
 		}
@@ -269,7 +341,12 @@ func (t *Transport) supervise() {
 		t.mu.Lock()
 		t.cur = nil
 		t.ready = make(chan struct{})
+		closed := t.closed
 		t.mu.Unlock()
+		close(c.cleared)
+		if closed {
+			return
+		}
 		t.log.Warn("connection lost", "host", host.Address(), "err", c.conn.Err())
 	}
 }
@@ -285,42 +362,28 @@ type connection struct {
 	replyAddr string
 	reply     *amqp.Receiver
 
+	cleared chan struct{} // closed once the transport has stopped offering it
+
 	mu      sync.Mutex
 	senders map[string]*cachedSender
 	calls   map[string]*pendingCall
 	gone    bool
 }
 
-type cachedSender struct {
-	once   sync.Once
-	sender *amqp.Sender
-	err    error
-}
-
 // dial opens a connection to host and attaches the dynamic reply link.
 func (t *Transport) dial(host Host) (*connection, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), max(t.opts.DefaultSendTimeout, 5*time.Second))
 	defer cancel()
-	co, scheme, err := t.connOptions(host)
+	co, scheme, mechs, err := t.connOptions(host)
 	if err != nil {
 		return nil, &fatalError{err}
 	}
 	conn, err := amqp.Dial(ctx, scheme+"://"+host.Address(), co)
 	if err != nil {
-		var ae *amqp.Error
-		var ce *amqp.ConnError
-		if errors.As(err, &ae) && ae.Condition == amqp.ErrCondUnauthorizedAccess ||
-			errors.As(err, &ce) && ce.RemoteErr != nil && ce.RemoteErr.Condition == amqp.ErrCondUnauthorizedAccess ||
-			strings.Contains(err.Error(), "SASL") || strings.Contains(err.Error(), "authentication") {
-			return nil, &fatalError{fmt.Errorf("%w: %s: authentication failed (amqp:unauthorized-access): %v", ErrDeliveryFailure, host.Address(), err)}
-		}
-		var certErr *tls.CertificateVerificationError
-		if errors.As(err, &certErr) {
-			return nil, &fatalError{fmt.Errorf("%w: %s: TLS: %v", ErrDeliveryFailure, host.Address(), err)}
-		}
-		return nil, fmt.Errorf("%s: %w", host.Address(), err)
+		return nil, classifyDialError(host, mechs, err)
 	}
-	c := &connection{t: t, conn: conn, host: host, senders: map[string]*cachedSender{}, calls: map[string]*pendingCall{}}
+	c := &connection{t: t, conn: conn, host: host, cleared: make(chan struct{}),
+		senders: map[string]*cachedSender{}, calls: map[string]*pendingCall{}}
 	props := conn.Properties()
 	if p, ok := props["product"].(string); ok {
 		c.product = p
@@ -355,8 +418,9 @@ func (t *Transport) dial(host Host) (*connection, error) {
 	return c, nil
 }
 
-// connOptions builds go-amqp's options from the oslo ones for host.
-func (t *Transport) connOptions(host Host) (*amqp.ConnOptions, string, error) {
+// connOptions builds go-amqp's options from the oslo ones for host, with the URL
+// scheme to dial and the SASL mechanisms offered (for error messages).
+func (t *Transport) connOptions(host Host) (*amqp.ConnOptions, string, []string, error) {
 	o := &t.opts
 	node, _ := os.Hostname()
 	co := &amqp.ConnOptions{
@@ -374,178 +438,22 @@ func (t *Transport) connOptions(host Host) (*amqp.ConnOptions, string, error) {
 	if v := t.url.VirtualHost; v != "" && !o.PseudoVhost {
 		co.HostName = v
 	}
-	// SASL only with credentials or sasl_* options, as pyngus decides.
-	if host.Username != "" || o.SASLMechanisms != "" || o.SASLConfigDir != "" || o.SASLConfigName != "" {
-		mechs := strings.Fields(strings.ToUpper(o.SASLMechanisms))
-		allowed := func(m string) bool {
-			if len(mechs) == 0 {
-				return true
-			}
-			for _, x := range mechs {
-				if x == m {
-					return true
-				}
-			}
-			return false
-		}
-		switch {
-		case o.SSLCertFile != "" && allowed("EXTERNAL") && len(mechs) > 0:
-			co.SASLType = amqp.SASLTypeExternal("")
-		case host.Username != "" && allowed("PLAIN"):
-			co.SASLType = amqp.SASLTypePlain(o.SASLUser(host), host.Password)
-		case allowed("ANONYMOUS"):
-			co.SASLType = amqp.SASLTypeAnonymous()
-		default:
-			return nil, "", &ConfigError{Field: "sasl_mechanisms", Value: o.SASLMechanisms,
-				Reason: "none of the listed mechanisms is supported by this driver (PLAIN, ANONYMOUS, EXTERNAL)"}
-		}
+	sasl, mechs, err := t.saslType(host)
+	if err != nil {
+		return nil, "", nil, err
 	}
+	co.SASLType = sasl
 	scheme := "amqp"
-	if o.SSL || o.SSLCAFile != "" || o.SSLCertFile != "" {
+	if o.tlsEnabled() {
+		// TLS from the first byte, without the AMQP TLS header, as Proton does.
 		scheme = "amqps"
 		tc, err := t.tlsConfig(host)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		co.TLSConfig = tc
 	}
-	return co, scheme, nil
-}
-
-// tlsConfig follows pyngus: CA file (or the system's), client certificate and key
-// (with its password), and the peer name from the host or, with ssl_verify_vhost, the
-// vhost.
-func (t *Transport) tlsConfig(host Host) (*tls.Config, error) {
-	o := &t.opts
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host.Hostname}
-	if o.SSLVerifyVhost {
-		tc.ServerName = t.url.VirtualHost
-	}
-	if o.SSLCAFile != "" {
-		pemBytes, err := os.ReadFile(o.SSLCAFile)
-		if err != nil {
-			return nil, &ConfigError{Field: "ssl_ca_file", Value: o.SSLCAFile, Reason: "cannot read the CA file", Err: err}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, &ConfigError{Field: "ssl_ca_file", Value: o.SSLCAFile, Reason: "no PEM certificate in the CA file"}
-		}
-		tc.RootCAs = pool
-	}
-	if tc.ServerName == "" {
-		// No peer name: verify the chain only (pyngus verify-cert).
-		tc.InsecureSkipVerify = true
-		roots := tc.RootCAs
-		tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyChain(raw, roots)
-		}
-	}
-	if o.SSLCertFile != "" {
-		cert, err := loadKeyPair(o.SSLCertFile, o.SSLKeyFile, o.SSLKeyPassword)
-		if err != nil {
-			return nil, err
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
-
-func verifyChain(raw [][]byte, roots *x509.CertPool) error {
-	if len(raw) == 0 {
-		return errors.New("the server sent no certificate")
-	}
-	certs := make([]*x509.Certificate, len(raw))
-	for i, r := range raw {
-		c, err := x509.ParseCertificate(r)
-		if err != nil {
-			return err
-		}
-		certs[i] = c
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-	return err
-}
-
-// loadKeyPair reads a PEM certificate and key, decrypting a legacy encrypted PEM key
-// with password.
-func loadKeyPair(certFile, keyFile, password string) (tls.Certificate, error) {
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return tls.Certificate{}, &ConfigError{Field: "ssl_cert_file", Value: certFile, Reason: "cannot read", Err: err}
-	}
-	if keyFile == "" {
-		keyFile = certFile
-	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return tls.Certificate{}, &ConfigError{Field: "ssl_key_file", Value: keyFile, Reason: "cannot read", Err: err}
-	}
-	if password != "" {
-		block, _ := pem.Decode(keyPEM)
-		//lint:ignore SA1019 oslo deployments use legacy encrypted PEM keys (ssl_key_password).
-		if block != nil && x509.IsEncryptedPEMBlock(block) { //nolint:staticcheck
-			//lint:ignore SA1019 as above.
-			der, err := x509.DecryptPEMBlock(block, []byte(password)) //nolint:staticcheck
-			if err != nil {
-				return tls.Certificate{}, &ConfigError{Field: "ssl_key_password", Reason: "cannot decrypt the key", Err: err}
-			}
-			keyPEM = pem.EncodeToMemory(&pem.Block{Type: block.Type, Bytes: der})
-		}
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return tls.Certificate{}, &ConfigError{Field: "ssl_cert_file", Value: certFile, Reason: "certificate and key do not load", Err: err}
-	}
-	return cert, nil
-}
-
-// sender returns the cached sender link for addr, attaching it (on its own session,
-// source = target = addr, as the Python driver does) on first use.
-func (c *connection) sender(ctx context.Context, addr string) (*amqp.Sender, error) {
-	c.mu.Lock()
-	if c.gone {
-		c.mu.Unlock()
-		return nil, errConnLost
-	}
-	cs := c.senders[addr]
-	if cs == nil {
-		cs = &cachedSender{}
-		c.senders[addr] = cs
-	}
-	c.mu.Unlock()
-	cs.once.Do(func() {
-		sess, err := c.conn.NewSession(ctx, nil)
-		if err != nil {
-			cs.err = err
-			return
-		}
-		cs.sender, cs.err = sess.NewSender(ctx, addr, &amqp.SenderOptions{
-			Name:          "openstack.org/om/sender/[" + addr + "]/" + newUUIDHex(),
-			SourceAddress: addr,
-		})
-	})
-	if cs.err != nil {
-		c.mu.Lock()
-		if c.senders[addr] == cs {
-			delete(c.senders, addr)
-		}
-		c.mu.Unlock()
-		return nil, cs.err
-	}
-	return cs.sender, nil
-}
-
-// dropSender forgets a sender whose link failed, so the next send attaches a new one.
-func (c *connection) dropSender(addr string, s *amqp.Sender) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cs := c.senders[addr]; cs != nil && cs.sender == s {
-		delete(c.senders, addr)
-	}
+	return co, scheme, mechs, nil
 }
 
 var errConnLost = errors.New("connection lost")
@@ -557,6 +465,7 @@ func (c *connection) lost(err error) {
 	c.gone = true
 	calls := c.calls
 	c.calls = map[string]*pendingCall{}
+	c.senders = map[string]*cachedSender{}
 	c.mu.Unlock()
 	for _, pc := range calls {
 		pc.fail(fmt.Errorf("%w: connection lost while waiting for the reply: %v", ErrTimeout, err))
@@ -578,5 +487,3 @@ func newUUID() string {
 	h := newUUIDHex()
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
-
-var _ = net.JoinHostPort

@@ -44,6 +44,42 @@ to oslo_messaging_amqp), --exchange NAME (control_exchange), --timeout SECONDS (
       answers with NotificationResult.REQUEUE. Stops like rpc-server (--count counts handled
       notifications).
 
+  bench [--topic T] [--count N] [--runs R] [--concurrency C] [--no-server]
+        [--only calls,concurrent,casts,notifications]
+      Throughput of the driver itself, RPC server and client (and a listener and a
+      notifier) in this process, each on its own transport: R runs (default 3) of N
+      (default 1000) sequential calls of echo(value=i) with their latencies, N calls from
+      C (default 16) threads, N casts (timed until the server has them all) and N
+      notifications (each waits for the listener's acknowledgement, timed until the
+      listener has them all). Prints one {"event":"bench_run",...} line per run and
+      measurement, then {"event":"bench","count":N,"runs":R,"calls_per_s":...,"p50_us":...,
+      "p99_us":...,"concurrency":C,"concurrent_calls_per_s":...,"concurrent_p50_us":...,
+      "concurrent_p99_us":...,"casts_per_s":...,"notifications_per_s":...} with the median
+      of the runs of each figure. --no-server measures only the calls, against a server
+      that someone else runs on the topic (one with an echo(value) method).
+
+  session
+      One long-lived process that plays every role on command, for tests that would
+      otherwise start many processes. Prints {"event":"ready"}, then reads one JSON command
+      per line on stdin, runs each in a thread of its own and answers with one line
+      {"id": ID, "op": OP, ...} per command:
+        {"op":"call"|"cast","topic","server"?,"fanout"?,"method","args"?,"context"?,
+         "timeout"?,"retry"?,"exchange"?,"url"?}  -> {"result"|"error","elapsed"}
+        {"op":"notify","topic","priority","event_type","payload"?,"publisher_id"?,
+         "driver"?,"retry"?,"count"?,"parallel"?,"number"?,"url"?}  -> {"notified",
+         "errors"?} ("number" adds n=i to each payload; "parallel" sends from threads)
+        {"op":"rpc-server","name"?,"topic","server","url"?}  -> {"ok"}; its endpoint
+         prints the call and cast events of rpc-server
+        {"op":"listen","name","topic","priorities"?,"pool"?,"batch_size"?,
+         "batch_timeout"?,"requeue_first"?,"url"?}  -> {"ok"} or {"error"}; its events
+         are listen's, with "listener": name
+        {"op":"stop","name"}  -> stops that server or listener and its transport
+      Each server and listener has a transport (a connection) of its own; calls and casts
+      share one RPC transport, notifications one notification transport, per URL ("url"
+      may carry [oslo_messaging_amqp] options as query parameters). Stops on stdin EOF:
+      every server and listener is stopped, every transport cleaned up, then
+      {"event":"stopped"}. --timeout bounds the whole process (watchdog).
+
   selftest [--topic T]
       RPC server and client (and a notifier and listener) in this process: echo, a remote
       ValueError, a remote custom exception, a call to a named server, a cast, a fanout
@@ -486,14 +522,21 @@ class _ListenState(object):
             self.stopper.stop("count")
 
 
-def _make_endpoint(priorities, state, batch):
-    """Builds an endpoint with one method per requested priority."""
+def _make_endpoint(priorities, state, batch, tag=None):
+    """Builds an endpoint with one method per requested priority.
+
+    tag, if given, is a dict merged into every line the endpoint prints (the session
+    subcommand names its listeners this way)."""
+    extra = dict(tag or {})
+
+    def out(obj):
+        emit(dict(obj, **extra) if extra else obj)
 
     def make_single(priority):
         def handler(self, ctxt, publisher_id, event_type, payload, metadata):
             requeue = state.decide(1)
-            emit(_notification(priority, ctxt, publisher_id, event_type, payload, metadata,
-                               event="requeued" if requeue else "notification"))
+            out(_notification(priority, ctxt, publisher_id, event_type, payload, metadata,
+                              event="requeued" if requeue else "notification"))
             if requeue:
                 return oslo_messaging.NotificationResult.REQUEUE
             state.done(1)
@@ -506,10 +549,10 @@ def _make_endpoint(priorities, state, batch):
                                    m.get("event_type"), m.get("payload"),
                                    m.get("metadata") or {}) for m in messages]
             if state.decide(len(items)):
-                emit({"event": "requeued", "batch": True, "priority": priority,
-                      "size": len(items), "items": items})
+                out({"event": "requeued", "batch": True, "priority": priority,
+                     "size": len(items), "items": items})
                 return oslo_messaging.NotificationResult.REQUEUE
-            emit({"event": "batch", "priority": priority, "size": len(items), "items": items})
+            out({"event": "batch", "priority": priority, "size": len(items), "items": items})
             state.done(len(items))
             return oslo_messaging.NotificationResult.HANDLED
         return handler
@@ -705,6 +748,429 @@ def cmd_selftest(args):
     return 0 if ok else 1
 
 
+# --------------------------------------------------------------------------- bench
+
+def _percentile(sorted_values, q):
+    """The q-quantile (0..1) of sorted values, nearest rank, as the Go benchmarks do."""
+    if not sorted_values:
+        return 0.0
+    i = int(q * len(sorted_values))
+    return sorted_values[min(i, len(sorted_values) - 1)]
+
+
+def _median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else 0.0
+
+
+class _Counter(object):
+    """Counts events and lets a thread wait until a number is reached."""
+
+    def __init__(self):
+        self.n = 0
+        self.cv = threading.Condition()
+
+    def add(self):
+        with self.cv:
+            self.n += 1
+            self.cv.notify_all()
+
+    def wait_for(self, n, timeout):
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while self.n < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cv.wait(left)
+        return True
+
+
+def cmd_bench(args):
+    conf = configure(args)
+    topic = args.topic or "oslo-peer-bench-%s" % uuid.uuid4().hex[:8]
+    only = set(x.strip() for x in args.only.split(",") if x.strip())
+    wait = max(args.timeout, 60.0)
+    casts = _Counter()
+    notes = _Counter()
+
+    class BenchEndpoint(object):
+        def echo(self, ctxt, value=None):
+            return value
+
+        def record(self, ctxt, **kw):
+            casts.add()
+
+    server_transport = server = None
+    if not args.no_server:
+        server_transport = oslo_messaging.get_rpc_transport(conf, url=args.url)
+        server = oslo_messaging.get_rpc_server(
+            server_transport, oslo_messaging.Target(topic=topic, server="bench-server"),
+            [BenchEndpoint()], executor="threading")
+        server.start()
+    transport = oslo_messaging.get_rpc_transport(conf, url=args.url)
+    client = oslo_messaging.get_rpc_client(transport, oslo_messaging.Target(topic=topic),
+                                           timeout=wait)
+    n = args.count
+    results = {"calls": [], "concurrent": [], "casts": [], "notifications": []}
+
+    def run_calls():
+        lat = []
+        t0 = time.perf_counter()
+        for i in range(n):
+            s0 = time.perf_counter()
+            client.call({}, "echo", value=i)
+            lat.append(time.perf_counter() - s0)
+        elapsed = time.perf_counter() - t0
+        lat.sort()
+        return {"rate": n / elapsed, "p50_us": _percentile(lat, 0.50) * 1e6,
+                "p99_us": _percentile(lat, 0.99) * 1e6, "elapsed": elapsed}
+
+    def run_concurrent():
+        lat = []
+        lock = threading.Lock()
+        left = [n]
+        errors = []
+
+        def worker():
+            mine = []
+            try:
+                while True:
+                    with lock:
+                        if left[0] <= 0:
+                            break
+                        left[0] -= 1
+                    s0 = time.perf_counter()
+                    client.call({}, "echo", value=1)
+                    mine.append(time.perf_counter() - s0)
+            except Exception as e:  # reported after the run
+                errors.append(e)
+            with lock:
+                lat.extend(mine)
+
+        threads = [threading.Thread(target=worker, name="bench-%d" % i)
+                   for i in range(args.concurrency)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+        if errors:
+            raise errors[0]
+        lat.sort()
+        return {"rate": len(lat) / elapsed, "p50_us": _percentile(lat, 0.50) * 1e6,
+                "p99_us": _percentile(lat, 0.99) * 1e6, "elapsed": elapsed}
+
+    def run_casts():
+        base = casts.n
+        t0 = time.perf_counter()
+        for i in range(n):
+            client.cast({}, "record", i=i)
+        if not casts.wait_for(base + n, wait):
+            raise RuntimeError("only %d of %d casts arrived" % (casts.n - base, n))
+        elapsed = time.perf_counter() - t0
+        return {"rate": n / elapsed, "elapsed": elapsed}
+
+    ntransport = listener = notifier = None
+
+    def run_notifications():
+        base = notes.n
+        t0 = time.perf_counter()
+        for i in range(n):
+            notifier.info({}, "bench.event", {"i": i})
+        if not notes.wait_for(base + n, wait):
+            raise RuntimeError("only %d of %d notifications arrived" % (notes.n - base, n))
+        elapsed = time.perf_counter() - t0
+        return {"rate": n / elapsed, "elapsed": elapsed}
+
+    try:
+        # Warm up: the first call waits until the server's links are attached.
+        for i in range(20):
+            client.call({}, "echo", value=i)
+        if "notifications" in only and not args.no_server:
+            class NoteEndpoint(object):
+                def info(self, ctxt, publisher_id, event_type, payload, metadata):
+                    notes.add()
+
+            ntransport = oslo_messaging.get_notification_transport(conf, url=args.url)
+            listener = oslo_messaging.get_notification_listener(
+                ntransport, [oslo_messaging.Target(topic=topic)], [NoteEndpoint()],
+                executor="threading")
+            listener.start()
+            notifier = oslo_messaging.Notifier(ntransport, publisher_id="bench",
+                                               driver="messagingv2", topics=[topic])
+            notifier.info({}, "bench.warmup", {})
+            notes.wait_for(1, wait)
+        plan = [("calls", run_calls), ("concurrent", run_concurrent)]
+        if not args.no_server:
+            plan += [("casts", run_casts), ("notifications", run_notifications)]
+        for run in range(args.runs):
+            for name, fn in plan:
+                if name not in only:
+                    continue
+                r = fn()
+                results[name].append(r)
+                emit(dict({"event": "bench_run", "what": name, "run": run, "count": n}, **r))
+    finally:
+        if listener is not None:
+            listener.stop()
+            listener.wait()
+        if server is not None:
+            server.stop()
+            server.wait()
+        transport.cleanup()
+        if server_transport is not None:
+            server_transport.cleanup()
+        if ntransport is not None:
+            ntransport.cleanup()
+
+    def med(name, key):
+        values = [r[key] for r in results[name]]
+        return round(_median(values), 1) if values else None
+
+    emit({"event": "bench", "topic": topic, "count": n, "runs": args.runs,
+          "calls_per_s": med("calls", "rate"), "p50_us": med("calls", "p50_us"),
+          "p99_us": med("calls", "p99_us"), "concurrency": args.concurrency,
+          "concurrent_calls_per_s": med("concurrent", "rate"),
+          "concurrent_p50_us": med("concurrent", "p50_us"),
+          "concurrent_p99_us": med("concurrent", "p99_us"),
+          "casts_per_s": med("casts", "rate"),
+          "notifications_per_s": med("notifications", "rate")})
+    return 0
+
+
+# --------------------------------------------------------------------------- session
+
+class _Session(object):
+    """The session subcommand: one long-lived process that plays every role on command.
+
+    Each RPC server and each listener gets a transport (a connection) of its own, as
+    separate services would; calls and casts share one RPC transport per URL, and
+    notifications one notification transport per URL."""
+
+    def __init__(self, args, conf):
+        self.args = args
+        self.conf = conf
+        self.lock = threading.Lock()
+        self.clients = {}     # url -> (transport, RPCClient)
+        self.ntransports = {}  # url -> transport
+        self.notifiers = {}   # (url, publisher_id, driver, topic, retry) -> Notifier
+        self.servers = {}     # name -> (server, transport)
+        self.listeners = {}   # name -> (listener, transport, state)
+        self.catcher = _ErrorCatcher()
+        for name in ("oslo_messaging.notify.messaging", "oslo_messaging.notify.notifier"):
+            logging.getLogger(name).addHandler(self.catcher)
+
+    def _url(self, cmd):
+        return cmd.get("url") or self.args.url
+
+    def _client(self, url):
+        with self.lock:
+            if url not in self.clients:
+                transport = oslo_messaging.get_rpc_transport(self.conf, url=url)
+                client = oslo_messaging.get_rpc_client(
+                    transport, oslo_messaging.Target(topic="oslo-peer-session"))
+                self.clients[url] = (transport, client)
+            return self.clients[url][1]
+
+    def _notifier(self, cmd):
+        url = self._url(cmd)
+        key = (url, cmd.get("publisher_id") or "oslo-peer", cmd.get("driver") or "messagingv2",
+               cmd["topic"], cmd.get("retry"))
+        with self.lock:
+            if url not in self.ntransports:
+                self.ntransports[url] = oslo_messaging.get_notification_transport(
+                    self.conf, url=url)
+            if key not in self.notifiers:
+                self.notifiers[key] = oslo_messaging.Notifier(
+                    self.ntransports[url], publisher_id=key[1], driver=key[2],
+                    topics=[key[3]], retry=key[4])
+            return self.notifiers[key]
+
+    def op_call(self, cmd):
+        client = self._client(self._url(cmd))
+        kw = {}
+        for key in ("topic", "server", "exchange", "namespace", "version", "timeout",
+                    "retry", "call_monitor_timeout"):
+            if cmd.get(key) is not None:
+                kw[key] = cmd[key]
+        if cmd.get("fanout"):
+            kw["fanout"] = True
+        cctx = client.prepare(**kw)
+        t0 = time.monotonic()
+        try:
+            if cmd["op"] == "cast" or cmd.get("fanout"):
+                cctx.cast(cmd.get("context") or {}, cmd["method"], **(cmd.get("args") or {}))
+                out = {"result": None, "cast": True}
+            else:
+                out = {"result": cctx.call(cmd.get("context") or {}, cmd["method"],
+                                           **(cmd.get("args") or {}))}
+        except Exception as e:  # the oslo outcome, reported as raised
+            out = {"error": describe_error(e)}
+        out["elapsed"] = round(time.monotonic() - t0, 3)
+        return out
+
+    op_cast = op_call
+
+    def op_notify(self, cmd):
+        notifier = self._notifier(cmd)
+        priority = cmd["priority"]
+        send = getattr(notifier, "warning" if priority == "warn" else priority)
+        count = int(cmd.get("count") or 1)
+        first = len(self.catcher.errors)
+        t0 = time.monotonic()
+
+        def one(i):
+            payload = cmd.get("payload")
+            if cmd.get("number"):
+                payload = dict(payload or {}, n=i)
+            send(cmd.get("context") or {}, cmd["event_type"], payload)
+
+        if cmd.get("parallel") and count > 1:
+            threads = [threading.Thread(target=one, args=(i,), daemon=True)
+                       for i in range(count)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        else:
+            for i in range(count):
+                one(i)
+        out = {"notified": count, "elapsed": round(time.monotonic() - t0, 3)}
+        errors = self.catcher.errors[first:]
+        if errors:
+            out["errors"] = errors
+        return out
+
+    def op_rpc_server(self, cmd):
+        name = cmd.get("name") or cmd["server"]
+        transport = oslo_messaging.get_rpc_transport(self.conf, url=self._url(cmd))
+        target = oslo_messaging.Target(topic=cmd["topic"], server=cmd["server"],
+                                       exchange=cmd.get("exchange"))
+        endpoint = PeerEndpoint(cmd["server"], None, cmd.get("namespace"), cmd.get("version"))
+        server = oslo_messaging.get_rpc_server(transport, target, [endpoint],
+                                               executor="threading")
+        server.start()
+        with self.lock:
+            self.servers[name] = (server, transport)
+        return {"ok": True, "name": name}
+
+    def op_listen(self, cmd):
+        name = cmd["name"]
+        priorities = [p.lower() for p in (cmd.get("priorities") or PRIORITIES)]
+        for p in priorities:
+            if p not in PRIORITIES:
+                raise ValueError("unknown priority %r" % p)
+        largs = argparse.Namespace(requeue_first=int(cmd.get("requeue_first") or 0), count=0)
+        state = _ListenState(largs, Stopper())
+        batch = cmd.get("batch_size") is not None
+        endpoint = _make_endpoint(priorities, state, batch, tag={"listener": name})
+        transport = oslo_messaging.get_notification_transport(self.conf, url=self._url(cmd))
+        kwargs = dict(executor="threading", allow_requeue=largs.requeue_first > 0,
+                      pool=cmd.get("pool"))
+        targets = [oslo_messaging.Target(topic=cmd["topic"])]
+        try:
+            if batch:
+                listener = oslo_messaging.get_batch_notification_listener(
+                    transport, targets, [endpoint], batch_size=int(cmd["batch_size"]),
+                    batch_timeout=cmd.get("batch_timeout"), **kwargs)
+            else:
+                listener = oslo_messaging.get_notification_listener(
+                    transport, targets, [endpoint], **kwargs)
+            listener.start()
+        except Exception as e:  # e.g. NotImplementedError for pools: the oslo outcome
+            transport.cleanup()
+            return {"error": describe_error(e)}
+        with self.lock:
+            self.listeners[name] = (listener, transport, state)
+        return {"ok": True, "name": name, "priorities": priorities}
+
+    def op_stop(self, cmd):
+        name = cmd["name"]
+        with self.lock:
+            server = self.servers.pop(name, None)
+            listener = self.listeners.pop(name, None)
+        if server is not None:
+            server[0].stop()
+            server[0].wait()
+            server[1].cleanup()
+            return {"ok": True, "stopped": "rpc-server"}
+        if listener is not None:
+            listener[0].stop()
+            listener[0].wait()
+            listener[1].cleanup()
+            return {"ok": True, "stopped": "listener", "handled": listener[2].handled,
+                    "requeued": listener[2].requeued}
+        return {"error": {"class": "KeyError", "module": "builtins",
+                          "message": "no server or listener named %r" % name}}
+
+    def run(self, cmd):
+        op = str(cmd.get("op", "")).replace("-", "_")
+        handler = getattr(self, "op_" + op, None)
+        out = {"id": cmd.get("id"), "op": cmd.get("op")}
+        if handler is None:
+            out["error"] = {"class": "ValueError", "module": "builtins",
+                            "message": "unknown op %r" % cmd.get("op")}
+        else:
+            try:
+                out.update(handler(cmd))
+            except Exception as e:
+                logging.getLogger("oslo_peer").exception("session op %s failed", op)
+                out["error"] = describe_error(e)
+                out["crash"] = True
+        emit(out)
+
+    def close(self):
+        with self.lock:
+            servers = list(self.servers.values())
+            listeners = list(self.listeners.values())
+            self.servers.clear()
+            self.listeners.clear()
+        for server, transport in servers:
+            server.stop()
+            server.wait()
+            transport.cleanup()
+        for listener, transport, _ in listeners:
+            listener.stop()
+            listener.wait()
+            transport.cleanup()
+        for transport, _ in self.clients.values():
+            transport.cleanup()
+        for transport in self.ntransports.values():
+            transport.cleanup()
+
+
+def cmd_session(args):
+    conf = configure(args)
+    session = _Session(args, conf)
+    emit({"event": "ready", "pid": os.getpid()})
+    threads = []
+    # The main thread reads stdin (a daemon thread blocked in a BufferedReader makes the
+    # interpreter abort at exit); every command runs in a thread of its own.
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            cmd = json.loads(line)
+            if not isinstance(cmd, dict):
+                raise ValueError("a command is a JSON object")
+        except ValueError as e:
+            emit({"event": "error", "error": {"class": "ValueError", "module": "builtins",
+                                              "message": "bad command: %s" % e}})
+            continue
+        th = threading.Thread(target=session.run, args=(cmd,), daemon=True,
+                              name="op-%s" % cmd.get("id"))
+        th.start()
+        threads = [t for t in threads if t.is_alive()] + [th]
+    for th in threads:
+        th.join(GRACE)
+    session.close()
+    emit({"event": "stopped", "reason": "stdin"})
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 def build_parser():
@@ -775,6 +1241,19 @@ def build_parser():
     li.add_argument("--batch-timeout", type=float)
     li.add_argument("--executor", default="threading", choices=["threading"])
     li.set_defaults(func=cmd_listen, watchdog="lifetime")
+
+    b = sub.add_parser("bench", parents=[common])
+    b.add_argument("--topic", help="default: a fresh one")
+    b.add_argument("--count", type=int, default=1000, help="operations per run and measurement")
+    b.add_argument("--runs", type=int, default=3)
+    b.add_argument("--concurrency", type=int, default=16)
+    b.add_argument("--no-server", action="store_true",
+                   help="calls only, to a server someone else runs on --topic")
+    b.add_argument("--only", default="calls,concurrent,casts,notifications")
+    b.set_defaults(func=cmd_bench, watchdog="command")
+
+    se = sub.add_parser("session", parents=[common])
+    se.set_defaults(func=cmd_session, watchdog="command")
 
     st = sub.add_parser("selftest", parents=[common])
     st.add_argument("--topic", help="default: a fresh one")
