@@ -24,6 +24,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
@@ -171,8 +172,18 @@ func (r *Router) Restart() error {
 	}
 	r.ln.Close()
 	<-r.served
-	for _, c := range r.srv.Conns() {
+	conns := r.srv.Conns()
+	for _, c := range conns {
 		c.Drop()
+	}
+	// Return once the old connections are gone, so Connections and Links count only
+	// what comes after the restart.
+	deadline := time.After(5 * time.Second)
+	for _, c := range conns {
+		select {
+		case <-c.Done():
+		case <-deadline:
+		}
 	}
 	ln, err := net.Listen("tcp", r.addr)
 	if err != nil {

@@ -621,3 +621,13 @@ func TestConsumerThatNeverGrantsCredit(t *testing.T) {
 	require.NoError(t, rcv.AcceptMessage(ctx, m))
 	require.NoError(t, <-done)
 }
+
+func TestRestartForgetsOldConnections(t *testing.T) {
+	r := fakerouter.RunT(t, nil)
+	connect(t, r.URL()).receiver("unicast.old", 1)
+	connect(t, r.URL())
+	require.Equal(t, 2, r.Connections())
+	require.NoError(t, r.Restart())
+	require.Zero(t, r.Connections(), "Restart returns once the old connections are gone")
+	require.Empty(t, r.Links())
+}
