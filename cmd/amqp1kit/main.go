@@ -1,7 +1,10 @@
-// Command amqp1kit serves amqp1kit's fake AMQP 1.0 intermediaries on loopback ports.
+// Command amqp1kit serves amqp1kit's fake AMQP 1.0 intermediaries on loopback ports, as
+// the oslo.messaging deployment guide deploys the real ones: a router for RPC and a
+// broker for notifications.
 //
-//	amqp1kit serve                      # the fake router on 127.0.0.1:5672
-//	amqp1kit serve --router-config qdrouterd.conf --trace
+//	amqp1kit serve                      # router on 127.0.0.1:5672, broker on 127.0.0.1:5673
+//	amqp1kit serve --no-broker --router-config qdrouterd.conf --trace
+//	amqp1kit serve --no-router --broker-config qpidd.conf --broker-dir /var/tmp/journal
 //
 // It runs until interrupted (SIGINT or SIGTERM) and then closes every client
 // connection cleanly.
@@ -19,45 +22,86 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
 )
 
 type cli struct {
-	Serve serveCmd `cmd:"" help:"Serve the fake router (qdrouterd-like) until interrupted."`
+	Serve serveCmd `cmd:"" help:"Serve the fake router (qdrouterd-like, for RPC) and the fake broker (qpidd-like, for notifications) until interrupted."`
 }
 
 type serveCmd struct {
 	RouterAddr   string `name:"router-addr" default:"127.0.0.1:5672" help:"Address the fake router listens on."`
 	RouterConfig string `name:"router-config" type:"existingfile" help:"A qdrouterd.conf whose address and linkRoute sections the router follows (its listener is used when --router-addr is not given)."`
+	NoRouter     bool   `name:"no-router" help:"Do not serve the router."`
+	BrokerAddr   string `name:"broker-addr" default:"127.0.0.1:5673" help:"Address the fake broker listens on."`
+	BrokerConfig string `name:"broker-config" type:"existingfile" help:"A qpidd.conf whose port, queue-patterns and topic-patterns the broker follows (its port is used when --broker-addr is not given)."`
+	BrokerDir    string `name:"broker-dir" help:"A directory for the broker's journal: durable messages survive a restart."`
+	NoBroker     bool   `name:"no-broker" help:"Do not serve the broker."`
 	Trace        bool   `help:"Print every frame the fakes send and receive."`
 	Verbose      bool   `short:"v" help:"Log connection events."`
 }
 
 func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
+	if s.NoRouter && s.NoBroker {
+		return fmt.Errorf("--no-router and --no-broker leave nothing to serve")
+	}
 	level := slog.LevelWarn
 	if s.Verbose {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	opts := &fakerouter.Options{ConfigFile: s.RouterConfig, Logger: logger}
-	// An explicit flag wins over the config file's listener.
-	if s.RouterConfig == "" || flagGiven(kctx, "router-addr") {
-		opts.Addr = s.RouterAddr
-	}
-	if s.Trace {
-		opts.Trace = func(f fakerouter.Frame) { fmt.Fprintln(os.Stderr, "router", f) }
-	}
-	r, err := fakerouter.Run(opts)
-	if err != nil {
-		return err
-	}
 	out := kctx.Stdout
-	fmt.Fprintf(out, "fake router (qdrouterd-like, for RPC): %s\n", r.URL())
-	fmt.Fprintln(out, "fake broker: not built yet (issue 5); only the router is served")
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+	}()
+	if !s.NoRouter {
+		opts := &fakerouter.Options{ConfigFile: s.RouterConfig, Logger: logger}
+		// An explicit flag wins over the config file's listener.
+		if s.RouterConfig == "" || flagGiven(kctx, "router-addr") {
+			opts.Addr = s.RouterAddr
+		}
+		if s.Trace {
+			opts.Trace = func(f fakerouter.Frame) { fmt.Fprintln(os.Stderr, "router", f) }
+		}
+		r, err := fakerouter.Run(opts)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, r.Close)
+		fmt.Fprintf(out, "fake router (qdrouterd-like, for RPC):          %s\n", r.URL())
+	}
+	if !s.NoBroker {
+		opts := &fakebroker.Options{ConfigFile: s.BrokerConfig, Dir: s.BrokerDir, Logger: logger}
+		// An explicit flag wins; so does the default when the file names no port (the
+		// guide's qpidd.conf has only patterns).
+		if s.BrokerConfig == "" || flagGiven(kctx, "broker-addr") || !configHasPort(s.BrokerConfig) {
+			opts.Addr = s.BrokerAddr
+		}
+		if s.Trace {
+			opts.Trace = func(f fakebroker.Frame) { fmt.Fprintln(os.Stderr, "broker", f) }
+		}
+		b, err := fakebroker.Run(opts)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, b.Close)
+		fmt.Fprintf(out, "fake broker (qpidd-like, for notifications):    %s\n", b.URL())
+	}
 	fmt.Fprintln(out, "press Ctrl-C to stop")
 	<-ctx.Done()
 	fmt.Fprintln(out, "shutting down")
-	return r.Close()
+	return nil
+}
+
+// configHasPort reports whether a qpidd.conf sets port (an unreadable file is left
+// for the broker to report).
+func configHasPort(path string) bool {
+	cfg, err := fakebroker.LoadConfig(path)
+	return err != nil || cfg.Port != ""
 }
 
 func flagGiven(kctx *kong.Context, name string) bool {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,24 +14,32 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestServeRouterUntilCancelled(t *testing.T) {
+func TestServeRouterAndBrokerUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--router-addr", "127.0.0.1:0"}, pw, &stderr)
+		done <- run(ctx, []string{"serve", "--router-addr", "127.0.0.1:0", "--broker-addr", "127.0.0.1:0"}, pw, &stderr)
 		pw.Close()
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	require.NoError(t, err)
-	url := line[strings.Index(line, "amqp://"):]
-	url = strings.TrimSpace(url)
+	rd := bufio.NewReader(pr)
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer dcancel()
-	conn, err := amqp.Dial(dctx, url, nil)
-	require.NoError(t, err)
-	require.Equal(t, "qpid-dispatch-router", conn.Properties()["product"])
+	var conn *amqp.Conn
+	for _, product := range []string{"qpid-dispatch-router", "qpid-cpp"} {
+		line, err := rd.ReadString('\n')
+		require.NoError(t, err)
+		url := strings.TrimSpace(line[strings.Index(line, "amqp://"):])
+		c, err := amqp.Dial(dctx, url, nil)
+		require.NoError(t, err)
+		require.Equal(t, product, c.Properties()["product"], line)
+		if conn == nil {
+			conn = c
+		} else {
+			c.Close()
+		}
+	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	cancel()
 	select {
@@ -52,4 +61,17 @@ func TestBadArgumentsAreClearErrors(t *testing.T) {
 	out.Reset()
 	require.Equal(t, 0, run(context.Background(), []string{"--help"}, &out, &errOut))
 	require.Contains(t, out.String(), "serve")
+	errOut.Reset()
+	require.Equal(t, 1, run(context.Background(), []string{"serve", "--no-router", "--no-broker"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "nothing to serve")
+}
+
+func TestGuideQpiddConfHasNoPortSoTheDefaultAddressApplies(t *testing.T) {
+	dir := t.TempDir()
+	guide := dir + "/qpidd.conf"
+	require.NoError(t, os.WriteFile(guide, []byte("queue-patterns=exclusive\nqueue-patterns=unicast\ntopic-patterns=broadcast\n"), 0o600))
+	require.False(t, configHasPort(guide), "the guide's qpidd.conf names no port: serve keeps 127.0.0.1:5673")
+	withPort := dir + "/port.conf"
+	require.NoError(t, os.WriteFile(withPort, []byte("port=5999\n"), 0o600))
+	require.True(t, configHasPort(withPort))
 }

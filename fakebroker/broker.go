@@ -1,0 +1,428 @@
+// Package fakebroker is an in-process AMQP 1.0 broker that behaves like qpidd (the
+// Qpid C++ broker) as the oslo.messaging AMQP 1.0 deployment guide runs it, for
+// notifications: it stores then forwards. A sender's message is settled accepted as
+// soon as it is stored, not when a consumer has it; consumers settle with the broker
+// later. Nodes are created on demand by pattern, as qpidd's queue-patterns and
+// topic-patterns: by default queues for addresses matching "exclusive" or "unicast"
+// (competing consumers, each message to one) and topics for "broadcast" (every
+// subscriber gets a copy). Unsettled messages of a consumer that goes away are given
+// to others, never lost; durable messages can be kept in a journal that a restarted
+// broker replays. It speaks the real wire protocol on a loopback port, so any AMQP
+// 1.0 client can use it: go-amqp, Qpid Proton, the Python oslo.messaging driver,
+// amqp1kit's own driver.
+//
+// In a test:
+//
+//	b := fakebroker.RunT(t, nil)
+//	// dial b.URL() with any AMQP 1.0 client
+//
+// The broker says "qpid-cpp" in its open frame, so oslo.messaging drivers in their
+// default dynamic addressing mode pick the legacy address syntax, which the default
+// patterns serve.
+//
+// # Behaviour, and where it differs from qpidd
+//
+//   - Attach to a node that does not exist and that no pattern matches: refused with
+//     amqp:not-found, the description naming the patterns (as qpidd).
+//   - Patterns are unanchored POSIX basic regular expressions; the longest matching
+//     pattern wins, a queue on a tie (qpidd: longest wins).
+//   - A receiver on a topic gets a subscription queue of its own, named
+//     <container-id>_<link-name> (a suffix makes it unique), deleted with the link;
+//     so is a dynamic node (a dynamic source, the RPC reply queue of oslo.messaging,
+//     or a dynamic target). A message for a topic without subscribers is dropped
+//     (accepted, counted as Dropped), as in qpidd.
+//   - Outcomes from consumers (as qpidd): accepted removes the message; released
+//     puts it back in its place in the queue with its delivery-count unchanged;
+//     modified with delivery-failed raises the delivery-count, with
+//     undeliverable-here keeps it from that consumer, and its message-annotations
+//     are merged into the message; rejected drops it, or moves it to
+//     Options.DeadLetterQueue. A settlement without an outcome counts as accepted.
+//   - Messages a consumer held unsettled when its link or connection went away are
+//     put back in their place for other consumers, never lost, with the
+//     delivery-count raised: the consumer may have seen them, so the next one can
+//     tell a possible duplicate.
+//   - Depth limit (Options.MaxDepth), qpidd's policy: a message for a full queue is
+//     released to an unsettled sender (which may send it again later) and dropped
+//     when pre-settled; besides, a full queue's senders are granted no credit until
+//     there is room, so a well-behaved sender waits instead.
+//   - Expiry: from the header's ttl only, as qpidd; absolute-expiry-time is ignored
+//     unless Options.AbsoluteExpiry is set (the Python driver fills it from a
+//     monotonic clock). Every time-based decision uses Options.Now.
+//   - Anonymous relay (a sender link with a null target): each message goes to the
+//     node its to property names, created by pattern if needed. Where qpidd drops a
+//     message whose to matches no node, this broker rejects it with amqp:not-found
+//     (a test learns why at once); a pre-settled one is dropped and counted.
+//   - On-demand nodes stay after their last link and message are gone (qpidd deletes
+//     them), so their counts can still be inspected.
+//   - Journal (Options.Dir): see the Options fields for what is written and when it
+//     is synced. Restart reloads from the journal when there is one: non-durable
+//     messages are then lost, as in a qpidd restart; without a journal every message
+//     is kept in memory across Restart.
+//   - Not implemented: transactions, filters and selectors, browsing
+//     (distribution-mode copy), exclusive and shared subscription capabilities,
+//     management (qpid-config, QMF).
+package fakebroker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/engine"
+	"github.com/amqp1kit/amqp1kit/internal/wire"
+)
+
+// Broker is a fake qpidd. Its methods are safe for concurrent use.
+type Broker struct {
+	opts   Options
+	policy policies
+
+	lmu     sync.Mutex // lifecycle
+	srv     *engine.Server
+	ln      net.Listener
+	addr    string
+	started bool
+	closed  bool
+	served  chan struct{}
+	stop    chan struct{}
+	swept   chan struct{}
+
+	mu            sync.Mutex // broker state
+	nodes         map[string]*node
+	conns         map[*engine.Conn]struct{}
+	totals        Counts
+	seq           uint64
+	journal       *journal
+	changed       chan struct{}
+	waiters       int
+	creditStopped bool
+}
+
+// New returns a broker that is not listening yet: call Start. It reports bad options
+// (an unreadable or malformed ConfigFile, a pattern that does not compile).
+func New(opts *Options) (*Broker, error) {
+	o, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	ps, err := compilePolicies(o.QueuePatterns, o.TopicPatterns)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		opts:    o,
+		policy:  ps,
+		nodes:   map[string]*node{},
+		conns:   map[*engine.Conn]struct{}{},
+		changed: make(chan struct{}),
+	}
+	for _, name := range o.Topics {
+		b.newNodeLocked(name, Topic)
+	}
+	for _, name := range o.Queues {
+		if n := b.nodes[name]; n != nil {
+			return nil, fmt.Errorf("fakebroker: %q is in both Queues and Topics", name)
+		}
+		b.newNodeLocked(name, Queue)
+	}
+	if dl := o.DeadLetterQueue; dl != "" && b.nodes[dl] != nil && b.nodes[dl].kind != Queue {
+		return nil, fmt.Errorf("fakebroker: DeadLetterQueue %q is a topic", dl)
+	}
+	return b, nil
+}
+
+func (b *Broker) newServer() *engine.Server {
+	o := &b.opts
+	host, _ := os.Hostname()
+	platform := runtime.GOOS
+	if platform != "" {
+		platform = strings.ToUpper(platform[:1]) + platform[1:]
+	}
+	eo := &engine.Options{
+		ContainerID: o.ID,
+		// What qpidd says about itself (Connection.cpp): symbol keys, string values.
+		Properties: wire.Fields{
+			"product":  "qpid-cpp",
+			"version":  o.Version,
+			"platform": platform,
+			"host":     host,
+		},
+		OfferedCapabilities: []wire.Symbol{"ANONYMOUS-RELAY"},
+		MaxFrameSize:        o.MaxFrameSize,
+		IdleTimeout:         o.IdleTimeout,
+		MaxMessageSize:      o.MaxMessageSize,
+		TLS:                 o.TLS,
+		RequireTLS:          o.RequireTLS,
+		Users:               o.Users,
+		DenyAnonymous:       o.DenyAnonymous,
+		AllowExternal:       o.AllowExternal,
+		Logger:              o.Logger.With("broker", o.ID),
+	}
+	if o.Trace != nil {
+		eo.Trace = func(ev engine.TraceEvent) { o.Trace(newFrame(ev)) }
+	}
+	return engine.NewServer(handler{b}, eo)
+}
+
+// Run returns a broker listening on opts.Addr (a free loopback port by default).
+func Run(opts *Options) (*Broker, error) {
+	b, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Start(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Tester is the part of *testing.T that RunT uses, so it works with *testing.B and
+// other frameworks too.
+type Tester interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	Logf(format string, args ...any)
+}
+
+// RunT starts a broker for a test and closes it when the test ends; a start failure
+// fails the test.
+func RunT(t Tester, opts *Options) *Broker {
+	t.Helper()
+	b, err := Run(opts)
+	if err != nil {
+		t.Fatalf("fakebroker: %v", err)
+		return nil
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// Start replays the journal (with Options.Dir), listens on the configured address
+// and serves in the background. The address is bound when Start returns.
+func (b *Broker) Start() error {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	if b.closed {
+		return errors.New("fakebroker: broker closed")
+	}
+	if b.started {
+		return errors.New("fakebroker: already started")
+	}
+	if b.opts.Dir != "" {
+		if err := b.loadJournal(); err != nil {
+			return err
+		}
+	}
+	if err := b.listenLocked(b.opts.Addr); err != nil {
+		if b.journal != nil {
+			b.journal.close()
+			b.journal = nil
+		}
+		return err
+	}
+	b.started = true
+	b.stop, b.swept = make(chan struct{}), make(chan struct{})
+	go b.sweep(b.stop, b.swept)
+	b.opts.Logger.Info("fake broker listening", "id", b.opts.ID, "addr", b.addr)
+	return nil
+}
+
+func (b *Broker) listenLocked(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("fakebroker: %w", err)
+	}
+	b.ln = ln
+	b.addr = ln.Addr().String()
+	b.srv = b.newServer()
+	b.served = make(chan struct{})
+	go func(srv *engine.Server, served chan struct{}) {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}(b.srv, b.served)
+	return nil
+}
+
+// loadJournal opens the journal and puts its messages back in their queues.
+func (b *Broker) loadJournal() error {
+	j, msgs, err := openJournal(b.opts.Dir, b.opts.SyncJournal, b.opts.Logger)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.journal = j
+	for _, jm := range msgs {
+		q := b.nodes[jm.node]
+		if q == nil {
+			q = b.newNodeLocked(jm.node, Queue)
+			if _, pattern, ok := b.policy.lookup(jm.node); ok {
+				q.pattern = pattern
+			}
+		}
+		if q.kind != Queue {
+			b.opts.Logger.Warn("fakebroker: journal: a message's node is now a topic; dropped", "node", jm.node)
+			j.remove(jm.seq)
+			continue
+		}
+		m := &message{seq: jm.seq, payload: jm.payload, durable: true, journaled: true,
+			expires: jm.expires, count: jm.count, delivered: jm.count > 0}
+		if jm.count > 0 {
+			m.payload = withDeliveryCount(m.payload, jm.count)
+		}
+		q.push(m)
+		b.seq = max(b.seq, jm.seq)
+	}
+	if len(msgs) > 0 {
+		b.opts.Logger.Info("fakebroker: journal replayed", "dir", b.opts.Dir, "messages", len(msgs))
+	}
+	return nil
+}
+
+// sweep drops expired messages every second, so that queues nobody reads do not
+// keep them.
+func (b *Broker) sweep(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			b.mu.Lock()
+			for _, n := range b.nodes {
+				b.expireLocked(n)
+			}
+			b.mu.Unlock()
+		}
+	}
+}
+
+// Close closes every client connection (close with amqp:connection:forced), stops
+// listening and closes the journal. It does not wait for clients: connections are
+// closed actively. Messages held unsettled by consumers are put back first, so the
+// journal keeps every durable message not yet acknowledged.
+func (b *Broker) Close() error {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if !b.started {
+		return nil
+	}
+	err := b.srv.Close()
+	<-b.served
+	close(b.stop)
+	<-b.swept
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.journal != nil {
+		if cerr := b.journal.close(); err == nil {
+			err = cerr
+		}
+		b.journal = nil
+	}
+	return err
+}
+
+// Restart closes every client connection and listens again on the same address,
+// as a broker restart seen from the clients. With a journal (Options.Dir) the
+// broker's messages are then those of the journal: durable messages stay, the
+// others are lost (counted as Dropped), as when qpidd restarts. Without a journal
+// every message is kept. Nodes and counts are kept either way; temporary nodes go
+// with their links.
+func (b *Broker) Restart() error {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	if b.closed {
+		return errors.New("fakebroker: broker closed")
+	}
+	if !b.started {
+		return errors.New("fakebroker: not started")
+	}
+	_ = b.srv.Close()
+	<-b.served
+	if b.journal != nil {
+		b.mu.Lock()
+		for _, n := range b.nodes {
+			for _, m := range n.avail[n.head:] {
+				n.forget(m)
+				if !m.journaled {
+					n.counts.Dropped++
+					b.totals.Dropped++
+				}
+			}
+			n.avail, n.head, n.acquired = nil, 0, 0
+		}
+		err := b.journal.close()
+		b.journal = nil
+		b.mu.Unlock()
+		if err != nil {
+			b.opts.Logger.Warn("fakebroker: closing the journal for a restart", "err", err)
+		}
+		if err := b.loadJournal(); err != nil {
+			return err
+		}
+	}
+	var err error
+	for range 50 {
+		if err = b.listenLocked(b.addr); err == nil {
+			b.opts.Logger.Info("fake broker restarted", "id", b.opts.ID, "addr", b.addr)
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
+}
+
+// Addr returns the host:port the broker listens on ("" before Start).
+func (b *Broker) Addr() string {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	return b.addr
+}
+
+// URL returns amqp://host:port for clients.
+func (b *Broker) URL() string { return "amqp://" + b.Addr() }
+
+// ID returns the broker's container-id.
+func (b *Broker) ID() string { return b.opts.ID }
+
+// handler adapts a Broker to the engine.
+type handler struct{ b *Broker }
+
+func (h handler) Opened(c *engine.Conn) error {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	h.b.conns[c] = struct{}{}
+	h.b.notifyLocked()
+	return nil
+}
+
+func (h handler) Closed(c *engine.Conn, _ error) {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	delete(h.b.conns, c)
+	h.b.notifyLocked()
+}
+
+func (h handler) Attach(l *engine.Link) error { return h.b.attach(l) }
+
+func (h handler) LinkDetached(l *engine.Link, _ *wire.Error) { h.b.linkDetached(l) }
+
+func (h handler) Delivery(l *engine.Link, d *engine.Delivery) { h.b.delivery(l, d) }
+
+func (h handler) Credit(l *engine.Link) { h.b.credit(l) }
+
+func (h handler) Disposition(l *engine.Link, d *engine.Delivery, state wire.DeliveryState, settled bool) {
+	h.b.disposition(l, d, state, settled)
+}

@@ -1,0 +1,699 @@
+package fakebroker
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/amqp1kit/amqp1kit/internal/engine"
+	"github.com/amqp1kit/amqp1kit/internal/wire"
+)
+
+// The broker's state is guarded by Broker.mu. Engine methods called under it (Send,
+// SetCredit, Credit, Settle, SetSourceAddress) only take a connection's lock, and the
+// engine never calls back while holding one. Link.Close does call LinkDetached
+// synchronously, so links are closed only after mu is released.
+
+var errFull = errors.New("queue full")
+
+func notFoundError(format string, args ...any) *wire.Error {
+	return &wire.Error{Condition: wire.ErrCondNotFound, Description: "fakebroker: " + fmt.Sprintf(format, args...)}
+}
+
+// notifyLocked wakes the WaitFor… helpers, if any waits.
+func (b *Broker) notifyLocked() {
+	if b.waiters > 0 {
+		close(b.changed)
+		b.changed = make(chan struct{})
+	}
+}
+
+func (b *Broker) newNodeLocked(name string, kind Kind) *node {
+	n := &node{name: name, kind: kind}
+	b.nodes[name] = n
+	b.notifyLocked()
+	return n
+}
+
+// resolveLocked returns the node called addr, creating it when a pattern matches.
+func (b *Broker) resolveLocked(addr string) (*node, error) {
+	if n := b.nodes[addr]; n != nil {
+		return n, nil
+	}
+	kind, pattern, ok := b.policy.lookup(addr)
+	if !ok {
+		return nil, notFoundError("no node %q, and no pattern creates it (%s)", addr, b.policy.describe())
+	}
+	n := b.newNodeLocked(addr, kind)
+	n.pattern = pattern
+	return n, nil
+}
+
+// tempNameLocked names a temporary node as qpidd does, <container-id>_<link-name>,
+// with a suffix when that name is taken.
+func (b *Broker) tempNameLocked(l *engine.Link) string {
+	base := l.Conn().ContainerID() + "_" + l.Name()
+	name := base
+	for i := 2; b.nodes[name] != nil; i++ {
+		name = fmt.Sprintf("%s_%d", base, i)
+	}
+	return name
+}
+
+func (b *Broker) newTempLocked(l *engine.Link) *node {
+	n := b.newNodeLocked(b.tempNameLocked(l), Queue)
+	n.temporary, n.owner = true, l
+	return n
+}
+
+// attach decides on a link a client attached.
+func (b *Broker) attach(l *engine.Link) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l.Role() == wire.RoleSender {
+		return b.attachConsumerLocked(l)
+	}
+	return b.attachSenderLocked(l)
+}
+
+func (b *Broker) attachConsumerLocked(l *engine.Link) error {
+	var n *node
+	if src := l.Source(); src != nil && src.Dynamic {
+		n = b.newTempLocked(l)
+		n.dynamic = true
+		l.SetSourceAddress(n.name)
+	} else {
+		addr := l.Address()
+		if addr == "" {
+			return &wire.Error{Condition: wire.ErrCondInvalidField, Description: "fakebroker: a receiving link needs a source address or a dynamic source"}
+		}
+		var err error
+		if n, err = b.resolveLocked(addr); err != nil {
+			return err
+		}
+		if n.kind == Topic {
+			// A subscriber gets a queue of its own, bound to the topic (qpidd names it
+			// after the link too); the link keeps the topic's address.
+			sub := b.newTempLocked(l)
+			sub.topic = n
+			n.subs = append(n.subs, sub)
+			n = sub
+		}
+	}
+	co := &consumer{link: l, node: n, unacked: map[*message]struct{}{}}
+	l.Context = co
+	n.consumers = append(n.consumers, co)
+	b.notifyLocked()
+	return nil
+}
+
+func (b *Broker) attachSenderLocked(l *engine.Link) error {
+	s := &sender{link: l}
+	switch tgt := l.Target(); {
+	case tgt != nil && tgt.Dynamic:
+		s.node = b.newTempLocked(l)
+		s.node.dynamic = true
+		l.SetTargetAddress(s.node.name)
+	case l.Address() == "":
+		// Anonymous relay: each message goes where its to property says.
+	default:
+		n, err := b.resolveLocked(l.Address())
+		if err != nil {
+			return err
+		}
+		s.node = n
+	}
+	l.Context = s
+	if s.node != nil {
+		s.node.senders = append(s.node.senders, s)
+		b.notifyLocked()
+	}
+	if c := b.senderCreditLocked(s); c > 0 {
+		return l.SetCredit(c)
+	}
+	return nil
+}
+
+// roomLocked is how many more messages n can take before MaxDepth.
+func (b *Broker) roomLocked(n *node) int {
+	if b.opts.MaxDepth == 0 {
+		return math.MaxInt
+	}
+	if n.kind == Queue {
+		return max(0, b.opts.MaxDepth-n.depth())
+	}
+	room := math.MaxInt
+	for _, sub := range n.subs {
+		room = min(room, max(0, b.opts.MaxDepth-sub.depth()))
+	}
+	return room
+}
+
+// senderCreditLocked is the credit a sender link should hold.
+func (b *Broker) senderCreditLocked(s *sender) uint32 {
+	if b.creditStopped {
+		return 0
+	}
+	if s.node == nil {
+		return b.opts.LinkCredit
+	}
+	return uint32(min(int64(b.opts.LinkCredit), int64(b.roomLocked(s.node))))
+}
+
+// refreshSenderLocked makes a sender's credit follow the room of its node: renewed
+// once half is used, cut when the node fills up.
+func (b *Broker) refreshSenderLocked(s *sender) {
+	if s.node != nil && s.node.deleted {
+		return
+	}
+	target := b.senderCreditLocked(s)
+	cur := s.link.Credit()
+	if cur > target || (target > 0 && cur*2 <= target) {
+		_ = s.link.SetCredit(target)
+	}
+}
+
+func (b *Broker) refreshSendersLocked(n *node) {
+	for _, s := range n.senders {
+		b.refreshSenderLocked(s)
+	}
+}
+
+// depthChangedLocked gives senders back the credit a queue's shrinking makes room
+// for.
+func (b *Broker) depthChangedLocked(q *node) {
+	if b.opts.MaxDepth == 0 {
+		return
+	}
+	if q.topic != nil {
+		b.refreshSendersLocked(q.topic)
+	} else {
+		b.refreshSendersLocked(q)
+	}
+}
+
+// delivery stores a message a client sent, then settles it with the outcome.
+func (b *Broker) delivery(l *engine.Link, d *engine.Delivery) {
+	s, ok := l.Context.(*sender)
+	if !ok {
+		return
+	}
+	h, props, scanErr := wire.ScanMessage(d.Payload)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	defer b.maybeCompactLocked()
+	defer b.refreshSenderLocked(s)
+	b.totals.Received++
+	if scanErr != nil {
+		b.refuseLocked(nil, d, &wire.Rejected{Error: &wire.Error{Condition: wire.ErrCondDecodeError,
+			Description: "fakebroker: cannot read the message's header and properties: " + scanErr.Error()}})
+		return
+	}
+	n := s.node
+	if n == nil {
+		to := ""
+		if props != nil {
+			to = props.To
+		}
+		if to == "" {
+			b.refuseLocked(nil, d, &wire.Rejected{Error: &wire.Error{Condition: wire.ErrCondInvalidField,
+				Description: "fakebroker: message on an anonymous link without a to address"}})
+			return
+		}
+		var err error
+		if n, err = b.resolveLocked(to); err != nil {
+			b.refuseLocked(nil, d, &wire.Rejected{Error: err.(*wire.Error)})
+			return
+		}
+	}
+	n.counts.Received++
+	if n.deleted {
+		b.refuseLocked(n, d, &wire.Released{})
+		return
+	}
+	m := &message{payload: d.Payload, durable: b.opts.JournalAll || (h != nil && h.Durable)}
+	m.expires = b.expiry(h, props)
+	if h != nil {
+		m.count = h.DeliveryCount
+	}
+	switch err := b.storeLocked(n, m); {
+	case err == nil:
+		if !d.Settled {
+			d.Settle(&wire.Accepted{})
+		}
+	case errors.Is(err, errFull):
+		b.refuseLocked(n, d, &wire.Released{})
+	default:
+		b.opts.Logger.Error("fakebroker: storing a message failed; released", "node", n.name, "err", err)
+		b.refuseLocked(n, d, &wire.Released{})
+	}
+}
+
+// refuseLocked answers a message the broker does not store: dropped when the sender
+// pre-settled it, otherwise settled with outcome.
+func (b *Broker) refuseLocked(n *node, d *engine.Delivery, outcome wire.DeliveryState) {
+	if d.Settled {
+		b.totals.Dropped++
+		if n != nil {
+			n.counts.Dropped++
+		}
+		return
+	}
+	b.totals.Refused++
+	if n != nil {
+		n.counts.Refused++
+	}
+	d.Settle(outcome)
+}
+
+// expiry computes when a message expires, from the broker's clock: its header's ttl,
+// and its absolute-expiry-time when Options.AbsoluteExpiry says so.
+func (b *Broker) expiry(h *wire.Header, p *wire.Properties) int64 {
+	var exp int64
+	if h != nil && h.TTL > 0 {
+		exp = b.opts.Now().UnixNano() + int64(h.TTL)*1e6
+	}
+	if b.opts.AbsoluteExpiry && p != nil && !p.AbsoluteExpiryTime.IsZero() {
+		if a := p.AbsoluteExpiryTime.UnixNano(); exp == 0 || a < exp {
+			exp = max(a, 1)
+		}
+	}
+	return exp
+}
+
+// storeLocked stores m in a queue, or a copy of it in each subscription queue of a
+// topic, journals it if durable, and hands it to a consumer that has credit.
+func (b *Broker) storeLocked(n *node, m *message) error {
+	targets := []*node{n}
+	if n.kind == Topic {
+		targets = n.subs
+		if len(targets) == 0 {
+			// No subscriber: the message is gone, as in qpidd.
+			n.counts.Dropped++
+			b.totals.Dropped++
+			return nil
+		}
+	}
+	if b.opts.MaxDepth > 0 {
+		for _, t := range targets {
+			if t.depth() >= b.opts.MaxDepth {
+				b.expireLocked(t)
+				if t.depth() >= b.opts.MaxDepth {
+					return errFull
+				}
+			}
+		}
+	}
+	for i, t := range targets {
+		cp := m
+		if i > 0 {
+			cp = &message{payload: m.payload, durable: m.durable, expires: m.expires, count: m.count}
+		}
+		b.seq++
+		cp.seq = b.seq
+		if cp.durable && b.journal != nil && !t.temporary {
+			jm := journalMsg{seq: cp.seq, node: t.name, expires: cp.expires, count: cp.count, payload: cp.payload}
+			if err := b.journal.enqueue(jm); err != nil {
+				return err
+			}
+			cp.journaled = true
+		}
+		t.push(cp)
+		t.counts.Enqueued++
+		b.totals.Enqueued++
+		b.pumpLocked(t)
+	}
+	b.notifyLocked()
+	return nil
+}
+
+// pumpLocked sends available messages of q to its consumers that have credit, in
+// turn.
+func (b *Broker) pumpLocked(q *node) {
+	if len(q.consumers) == 0 || q.available() == 0 {
+		return
+	}
+	var now int64
+	if q.expiring > 0 {
+		now = b.opts.Now().UnixNano()
+	}
+	for q.available() > 0 {
+		k := len(q.consumers)
+		sent := false
+		for i := 0; i < k && !sent; i++ {
+			idx := (q.rr + i) % k
+			co := q.consumers[idx]
+			if co.gone || co.link.Credit() == 0 {
+				continue
+			}
+			m := b.takeLocked(q, co, now)
+			if m == nil {
+				continue
+			}
+			if b.sendLocked(co, m) {
+				q.rr = idx + 1
+				sent = true
+			}
+		}
+		if !sent {
+			return
+		}
+	}
+}
+
+// takeLocked removes the first available message co may have, dropping expired
+// messages on the way.
+func (b *Broker) takeLocked(q *node, co *consumer, now int64) *message {
+	for i := q.head; i < len(q.avail); {
+		m := q.avail[i]
+		expired := now != 0 && m.expires != 0 && m.expires <= now
+		if !expired && m.avoids(co) {
+			i++
+			continue
+		}
+		wasHead := i == q.head
+		q.removeAt(i)
+		if wasHead {
+			i = q.head
+		}
+		if expired {
+			b.expiredLocked(q, m)
+			continue
+		}
+		return m
+	}
+	return nil
+}
+
+// sendLocked sends m to co; on failure m is available again.
+func (b *Broker) sendLocked(co *consumer, m *message) bool {
+	q := co.node
+	d, err := co.link.Send(m.payload, false, m)
+	if err != nil {
+		switch {
+		case errors.Is(err, engine.ErrMessageTooLarge):
+			m.avoid = append(m.avoid, co)
+		case errors.Is(err, engine.ErrNoCredit):
+		default:
+			co.gone = true
+		}
+		q.putBack(m)
+		return false
+	}
+	q.counts.Delivered++
+	b.totals.Delivered++
+	if m.delivered {
+		q.counts.Redelivered++
+		b.totals.Redelivered++
+	}
+	m.delivered = true
+	if d.Settled {
+		// The consumer asked for pre-settled messages: at most once.
+		q.counts.Acked++
+		b.totals.Acked++
+		b.dequeueLocked(q, m)
+		return true
+	}
+	m.holder = co
+	co.unacked[m] = struct{}{}
+	q.acquired++
+	return true
+}
+
+// dequeueLocked forgets a message that leaves its queue for good.
+func (b *Broker) dequeueLocked(q *node, m *message) {
+	q.forget(m)
+	if m.journaled && b.journal != nil {
+		b.journal.remove(m.seq)
+	}
+}
+
+// maybeCompactLocked rewrites the journal once dead records outnumber live ones by
+// far. It runs only where every queue is consistent (never in the middle of a batch
+// of removals), since the rewrite reads the queues.
+func (b *Broker) maybeCompactLocked() {
+	if b.journal != nil && b.journal.wantsCompaction() {
+		b.compactLocked()
+	}
+}
+
+func (b *Broker) expiredLocked(q *node, m *message) {
+	q.counts.Expired++
+	b.totals.Expired++
+	b.dequeueLocked(q, m)
+}
+
+// expireLocked drops the expired available messages of q.
+func (b *Broker) expireLocked(q *node) {
+	if q.expiring == 0 {
+		return
+	}
+	now := b.opts.Now().UnixNano()
+	kept := q.avail[:q.head]
+	gone := 0
+	for _, m := range q.avail[q.head:] {
+		if m.expires != 0 && m.expires <= now {
+			b.expiredLocked(q, m)
+			gone++
+			continue
+		}
+		kept = append(kept, m)
+	}
+	if gone == 0 {
+		return
+	}
+	clear(q.avail[len(kept):])
+	q.avail = kept
+	b.depthChangedLocked(q)
+	b.maybeCompactLocked()
+	b.notifyLocked()
+}
+
+// raiseCountLocked adds one to a message's delivery-count.
+func (b *Broker) raiseCountLocked(m *message) {
+	m.count++
+	m.payload = withDeliveryCount(m.payload, m.count)
+	if m.journaled && b.journal != nil {
+		b.journal.setCount(m.seq, m.count)
+	}
+}
+
+// credit is called when a consumer changed its credit.
+func (b *Broker) credit(l *engine.Link) {
+	co, ok := l.Context.(*consumer)
+	if !ok {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pumpLocked(co.node)
+	b.maybeCompactLocked()
+}
+
+// disposition applies a consumer's outcome to a message it holds.
+func (b *Broker) disposition(l *engine.Link, d *engine.Delivery, state wire.DeliveryState, settled bool) {
+	co, ok := l.Context.(*consumer)
+	if !ok {
+		return
+	}
+	m, ok := d.Context.(*message)
+	if !ok {
+		return
+	}
+	if _, final := state.(wire.Outcome); !final && !settled {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if m.holder != co {
+		return
+	}
+	q := co.node
+	delete(co.unacked, m)
+	m.holder = nil
+	q.acquired--
+	switch st := state.(type) {
+	case *wire.Released:
+		// Back in its place, delivery-count unchanged (qpidd).
+		q.counts.Released++
+		b.totals.Released++
+		q.putBack(m)
+	case *wire.Modified:
+		q.counts.Modified++
+		b.totals.Modified++
+		if st.DeliveryFailed {
+			b.raiseCountLocked(m)
+		}
+		if st.UndeliverableHere {
+			m.avoid = append(m.avoid, co)
+		}
+		if len(st.MessageAnnotations) > 0 {
+			m.payload = withAnnotations(m.payload, st.MessageAnnotations)
+		}
+		q.putBack(m)
+	case *wire.Rejected:
+		q.counts.Rejected++
+		b.totals.Rejected++
+		b.deadLetterLocked(q, m)
+		b.dequeueLocked(q, m)
+	default:
+		// Accepted, or settled without an outcome.
+		q.counts.Acked++
+		b.totals.Acked++
+		b.dequeueLocked(q, m)
+	}
+	b.pumpLocked(q)
+	b.depthChangedLocked(q)
+	b.maybeCompactLocked()
+	b.notifyLocked()
+}
+
+// deadLetterLocked moves a rejected message to the dead-letter queue, if there is
+// one.
+func (b *Broker) deadLetterLocked(q *node, m *message) {
+	name := b.opts.DeadLetterQueue
+	if name == "" || name == q.name {
+		return
+	}
+	dlq := b.nodes[name]
+	if dlq == nil {
+		dlq = b.newNodeLocked(name, Queue)
+	}
+	if dlq.kind != Queue {
+		b.opts.Logger.Warn("fakebroker: the dead-letter queue is a topic; rejected message dropped", "node", name)
+		dlq.counts.Dropped++
+		b.totals.Dropped++
+		return
+	}
+	dm := &message{payload: m.payload, durable: m.durable, count: m.count, expires: m.expires}
+	if err := b.storeLocked(dlq, dm); err != nil {
+		dlq.counts.Dropped++
+		b.totals.Dropped++
+		return
+	}
+	q.counts.DeadLettered++
+	b.totals.DeadLettered++
+}
+
+// linkDetached cleans up after a link that went away: a consumer's unsettled
+// messages are available again (delivery-count raised: they may have been seen),
+// and a temporary node goes with the link that made it.
+func (b *Broker) linkDetached(l *engine.Link) {
+	var closing []*engine.Link
+	b.mu.Lock()
+	switch x := l.Context.(type) {
+	case *consumer:
+		q := x.node
+		x.gone = true
+		q.consumers = removeConsumer(q.consumers, x)
+		for m := range x.unacked {
+			m.holder = nil
+			q.acquired--
+			b.raiseCountLocked(m)
+			q.putBack(m)
+		}
+		x.unacked = nil
+		if q.temporary && q.owner == l {
+			closing = b.deleteNodeLocked(q)
+		} else {
+			b.pumpLocked(q)
+		}
+	case *sender:
+		if n := x.node; n != nil {
+			n.senders = removeSender(n.senders, x)
+			if n.temporary && n.owner == l {
+				closing = b.deleteNodeLocked(n)
+			}
+		}
+	}
+	b.maybeCompactLocked()
+	b.notifyLocked()
+	b.mu.Unlock()
+	for _, cl := range closing {
+		cl.Close(&wire.Error{Condition: wire.ErrCondResourceDeleted, Description: "fakebroker: the temporary node was deleted with the link that created it"})
+	}
+}
+
+// deleteNodeLocked deletes a temporary node: its messages are dropped, and the
+// other links attached to it are returned to be closed.
+func (b *Broker) deleteNodeLocked(n *node) []*engine.Link {
+	if b.nodes[n.name] == n {
+		delete(b.nodes, n.name)
+	}
+	n.deleted = true
+	var closing []*engine.Link
+	drop := func(m *message) {
+		n.counts.Dropped++
+		b.totals.Dropped++
+		b.dequeueLocked(n, m)
+	}
+	for _, m := range n.avail[n.head:] {
+		drop(m)
+	}
+	n.avail, n.head = nil, 0
+	for _, co := range n.consumers {
+		co.gone = true
+		for m := range co.unacked {
+			m.holder = nil
+			drop(m)
+		}
+		co.unacked = map[*message]struct{}{}
+		if co.link != n.owner {
+			closing = append(closing, co.link)
+		}
+	}
+	n.acquired = 0
+	n.consumers = nil
+	for _, s := range n.senders {
+		if s.link != n.owner {
+			closing = append(closing, s.link)
+		}
+	}
+	n.senders = nil
+	if t := n.topic; t != nil {
+		for i, sub := range t.subs {
+			if sub == n {
+				t.subs = append(t.subs[:i:i], t.subs[i+1:]...)
+				break
+			}
+		}
+		b.refreshSendersLocked(t)
+	}
+	return closing
+}
+
+func removeConsumer(s []*consumer, x *consumer) []*consumer {
+	for i, c := range s {
+		if c == x {
+			return append(s[:i:i], s[i+1:]...)
+		}
+	}
+	return s
+}
+
+func removeSender(s []*sender, x *sender) []*sender {
+	for i, c := range s {
+		if c == x {
+			return append(s[:i:i], s[i+1:]...)
+		}
+	}
+	return s
+}
+
+// compactLocked rewrites the journal with the live journaled messages.
+func (b *Broker) compactLocked() {
+	var msgs []journalMsg
+	for _, n := range b.nodes {
+		if n.kind != Queue {
+			continue
+		}
+		for _, m := range n.messages() {
+			if m.journaled {
+				msgs = append(msgs, journalMsg{seq: m.seq, node: n.name, expires: m.expires, count: m.count, payload: m.payload})
+			}
+		}
+	}
+	if err := b.journal.rewrite(msgs); err != nil {
+		b.opts.Logger.Warn("fakebroker: journal: compaction failed; appending to it as it is", "err", err)
+	}
+}

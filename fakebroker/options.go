@@ -1,0 +1,174 @@
+package fakebroker
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Options configure a Broker. A nil *Options means all defaults.
+type Options struct {
+	// Addr is the TCP address to listen on. Default: 127.0.0.1 with the port of
+	// ConfigFile when it sets one, else "127.0.0.1:0" (a free loopback port).
+	Addr string
+	// ID is the broker's container-id. Default: "amqp1kit-broker".
+	ID string
+	// Version is announced in the open frame's version property. Default: "1.39.0",
+	// the last qpid-cpp release.
+	Version string
+
+	// QueuePatterns create a queue on demand for an address they match: unanchored
+	// POSIX basic regular expressions, as qpidd's queue-patterns (a pattern matches
+	// anywhere in the address unless anchored with ^ and $). When queue and topic
+	// patterns both match, the longest pattern wins (a queue on a tie). Default: the
+	// deployment guide's "exclusive" and "unicast", or the queue-patterns of
+	// ConfigFile. An empty non-nil slice means none.
+	QueuePatterns []string
+	// TopicPatterns create a topic on demand, like qpidd's topic-patterns. Default:
+	// the deployment guide's "broadcast", or the topic-patterns of ConfigFile. An
+	// empty non-nil slice means none.
+	TopicPatterns []string
+	// Queues and Topics name nodes that exist from the start, whatever the patterns
+	// say.
+	Queues, Topics []string
+
+	// MaxDepth bounds the messages one queue holds, those delivered to a consumer
+	// but not yet settled included. A full queue's senders get no more credit, and a
+	// message that arrives for it anyway is not stored: released back to its sender
+	// when unsettled (as qpidd answers resource-limit-exceeded, so the oslo.messaging
+	// driver sends it again later), dropped when pre-settled. A message for a topic
+	// is refused the same way when any subscription queue is full. Zero means no
+	// limit. Default: 0.
+	MaxDepth int
+	// DeadLetterQueue, if set, names the queue where messages that consumers reject
+	// go (created when first needed, whatever the patterns say); otherwise rejected
+	// messages are dropped, as by a qpidd queue without an alternate exchange.
+	DeadLetterQueue string
+	// LinkCredit is the credit a sender link is granted, renewed once half of it is
+	// used. Default: 500.
+	LinkCredit uint32
+
+	// Dir, if set, is the directory of the broker's journal (the file
+	// fakebroker.journal in it, created if needed): durable messages stored in
+	// queues are written to it before their sender is told accepted, and a broker
+	// started on the same directory (or Restart) delivers them again. Messages of
+	// temporary queues (dynamic nodes, topic subscriptions) are never journaled: they
+	// go with their link, as in qpidd. Default: no journal.
+	Dir string
+	// JournalAll journals every message stored in a queue, not only those whose
+	// header says durable. Default: false (only durable messages survive a restart,
+	// as in qpidd).
+	JournalAll bool
+	// SyncJournal makes the broker fsync the journal after writing each stored
+	// message and before telling the sender accepted, so that the message survives
+	// a machine crash. Without it the record is written to the file (write(2))
+	// before the sender is told accepted, which survives the broker process dying
+	// or restarting but not the machine. Acknowledgements and other records are
+	// never synced: after a machine crash a message may come back (at-least-once),
+	// never go missing. Default: false.
+	SyncJournal bool
+
+	// Now is the broker's clock, used for everything time-based: message expiry
+	// (header ttl, and absolute-expiry-time with AbsoluteExpiry). Tests set it to a
+	// virtual clock to expire messages without waiting. Default: time.Now.
+	Now func() time.Time
+	// AbsoluteExpiry makes messages also expire at their absolute-expiry-time
+	// property. Default: false: only the header's ttl counts, as in qpidd. Do not
+	// turn it on for the Python oslo.messaging driver, which fills
+	// absolute-expiry-time from a monotonic clock (a time in 1970): every RPC call
+	// would expire on arrival.
+	AbsoluteExpiry bool
+
+	// MaxFrameSize announced to clients. Default: 65536.
+	MaxFrameSize uint32
+	// IdleTimeout announced to clients: a client that sends nothing for this long is
+	// closed. Default: none.
+	IdleTimeout time.Duration
+	// MaxMessageSize bounds a message the broker accepts. Default: 64 MiB.
+	MaxMessageSize int64
+
+	// TLS, if set, lets clients start TLS from the first byte or through the AMQP
+	// TLS header.
+	TLS *tls.Config
+	// RequireTLS refuses clients that do not start TLS.
+	RequireTLS bool
+	// Users enables SASL PLAIN against this table of user name to password.
+	Users map[string]string
+	// DenyAnonymous refuses SASL ANONYMOUS and clients that skip SASL.
+	DenyAnonymous bool
+	// AllowExternal offers SASL EXTERNAL to TLS clients with a verified certificate.
+	AllowExternal bool
+
+	// ConfigFile is a qpidd.conf whose port, queue-patterns and topic-patterns apply
+	// where the fields above are not set. With a config file the patterns are the
+	// file's only, as in qpidd (no guide defaults are added).
+	ConfigFile string
+
+	// Logger receives connection events, journal repairs and errors. Default:
+	// discard.
+	Logger *slog.Logger
+	// Trace, if set, receives every frame the broker sends and receives.
+	Trace func(Frame)
+}
+
+func (o *Options) resolve() (Options, error) {
+	var v Options
+	if o != nil {
+		v = *o
+	}
+	if v.ConfigFile != "" {
+		cfg, err := LoadConfig(v.ConfigFile)
+		if err != nil {
+			return v, err
+		}
+		if v.Addr == "" {
+			v.Addr = cfg.ListenAddress()
+		}
+		if v.QueuePatterns == nil {
+			v.QueuePatterns = append([]string{}, cfg.QueuePatterns...)
+		}
+		if v.TopicPatterns == nil {
+			v.TopicPatterns = append([]string{}, cfg.TopicPatterns...)
+		}
+	}
+	if v.Addr == "" {
+		v.Addr = "127.0.0.1:0"
+	}
+	if v.ID == "" {
+		v.ID = "amqp1kit-broker"
+	}
+	if v.Version == "" {
+		v.Version = "1.39.0"
+	}
+	if v.QueuePatterns == nil {
+		v.QueuePatterns = DefaultQueuePatterns()
+	}
+	if v.TopicPatterns == nil {
+		v.TopicPatterns = DefaultTopicPatterns()
+	}
+	if v.MaxDepth < 0 {
+		return v, fmt.Errorf("fakebroker: MaxDepth %d is negative", v.MaxDepth)
+	}
+	if v.LinkCredit == 0 {
+		v.LinkCredit = 500
+	}
+	if v.Now == nil {
+		v.Now = time.Now
+	}
+	if v.IdleTimeout < 0 {
+		v.IdleTimeout = 0
+	}
+	if v.Logger == nil {
+		v.Logger = slog.New(slog.DiscardHandler)
+	}
+	return v, nil
+}
+
+// DefaultQueuePatterns returns the queue-patterns of the oslo.messaging AMQP 1.0
+// deployment guide's qpidd.conf: "exclusive" and "unicast".
+func DefaultQueuePatterns() []string { return []string{"exclusive", "unicast"} }
+
+// DefaultTopicPatterns returns the topic-patterns of the deployment guide's
+// qpidd.conf: "broadcast".
+func DefaultTopicPatterns() []string { return []string{"broadcast"} }
