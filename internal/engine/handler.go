@@ -32,7 +32,9 @@ type Handler interface {
 	Attach(l *Link) error
 	// LinkDetached is called once when a link that Attach accepted is gone: detached
 	// by either side, or its session or connection ended. Deliveries it sent and the
-	// peer never settled are in l.Unsettled().
+	// peer never settled are in l.Unsettled(). When the handler itself detaches the
+	// link (Link.Close), LinkDetached runs on the goroutine that called Close, before
+	// Close returns: do not call Close while holding a lock LinkDetached takes.
 	LinkDetached(l *Link, err *wire.Error)
 
 	// Delivery is called when a whole message has arrived on a link where the peer is

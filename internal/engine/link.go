@@ -66,11 +66,21 @@ func (l *Link) Conn() *Conn { return l.s.c }
 // Role returns the server's role on the link.
 func (l *Link) Role() wire.Role { return l.role }
 
-// Source returns the link's source terminus as the handler will answer it.
-func (l *Link) Source() *wire.Source { return l.source }
+// Source returns the link's source terminus as the handler will answer it (do not
+// modify it: use SetSourceAddress).
+func (l *Link) Source() *wire.Source {
+	l.s.c.mu.Lock()
+	defer l.s.c.mu.Unlock()
+	return l.source
+}
 
-// Target returns the link's target terminus as the handler will answer it.
-func (l *Link) Target() *wire.Target { return l.target }
+// Target returns the link's target terminus as the handler will answer it (do not
+// modify it: use SetTargetAddress).
+func (l *Link) Target() *wire.Target {
+	l.s.c.mu.Lock()
+	defer l.s.c.mu.Unlock()
+	return l.target
+}
 
 // SenderSettleMode returns the negotiated sender settle mode.
 func (l *Link) SenderSettleMode() wire.SenderSettleMode { return l.sndSettle }
@@ -81,6 +91,8 @@ func (l *Link) ReceiverSettleMode() wire.ReceiverSettleMode { return l.rcvSettle
 // Address returns the address of the node the link is attached to on the server:
 // the source address where the server sends, the target address where it receives.
 func (l *Link) Address() string {
+	l.s.c.mu.Lock()
+	defer l.s.c.mu.Unlock()
 	if l.role == wire.RoleSender {
 		if l.source != nil {
 			return l.source.Address
