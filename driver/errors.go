@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	amqp "github.com/Azure/go-amqp"
 	"strings"
 )
 
@@ -66,7 +67,14 @@ func (e *PeerError) Error() string {
 	if e.Product != "" {
 		fmt.Fprintf(&b, " (peer %s %s)", e.Product, e.Version)
 	}
-	if e.Err != nil {
+	var ae *amqp.Error
+	switch {
+	case errors.As(e.Err, &ae):
+		fmt.Fprintf(&b, ": %s", ae.Condition)
+		if ae.Description != "" {
+			fmt.Fprintf(&b, ": %s", ae.Description)
+		}
+	case e.Err != nil:
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
 	return b.String()

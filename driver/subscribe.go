@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -59,9 +60,24 @@ func (t *Transport) subscribe(s *subscription) error {
 	t.mu.Unlock()
 	if cur != nil {
 		s.attachOn(cur)
+		return nil
+	}
+	// Not connected yet: wait a moment for the first attempts, so that a refusal no
+	// retry can fix (a peer refusing the dynamic reply link, bad credentials, a TLS
+	// failure) reaches the caller of Start instead of leaving the listener waiting
+	// forever. An intermediary that is merely down is retried in the background, as
+	// Python's listen() does.
+	ctx, cancel := context.WithTimeout(context.Background(), subscribeWait)
+	defer cancel()
+	if _, err := t.connection(ctx, nil); err != nil && !errors.Is(err, ErrTimeout) {
+		t.unsubscribe(s)
+		return err
 	}
 	return nil
 }
+
+// subscribeWait bounds how long Start waits for a first connection outcome.
+const subscribeWait = 2 * time.Second
 
 // unsubscribe detaches the links, ends their sessions and forgets the subscription.
 func (t *Transport) unsubscribe(s *subscription) {

@@ -1,0 +1,398 @@
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amqp1kit/amqp1kit/driver"
+	"github.com/amqp1kit/amqp1kit/fakebroker"
+	"github.com/amqp1kit/amqp1kit/fakerouter"
+)
+
+// backend is one intermediary the matrix runs over (a column), with what it can do.
+type backend struct {
+	name string
+	url  string
+	// multicast: an oslo fanout reaches every server of the topic.
+	multicast bool
+	// redelivery: a notification a listener requeues (a released disposition) comes
+	// back to a listener: a broker redelivers it, a router hands the release back to
+	// the notifier, which sends again.
+	redelivery bool
+	// legacy: the product in its open frame makes the dynamic addressing mode pick the
+	// legacy syntax (a broker) rather than the routable one (a router).
+	legacy bool
+	// inspect is what a fake intermediary lets the tests see; nil for a real one.
+	inspect *inspection
+
+	trace *lineLog // frames (fake intermediaries: see frameTracer) or the broker's own log
+	golog *lineLog // the Go driver's log
+	py    *pySession
+}
+
+// inspection is what the tests look at in a fake intermediary.
+type inspection struct {
+	// waitForConsumers waits until addr has n consumers.
+	waitForConsumers func(ctx context.Context, addr string, n int) error
+	// links lists the attached links.
+	links func() []linkInfo
+	// consumed lists the addresses that have consumers, for messages.
+	consumed func() []string
+}
+
+// linkInfo is one attached link: the client's container-id, the link's name, the
+// client's role ("sender" or "receiver") and the link's address.
+type linkInfo struct{ container, name, role, address string }
+
+// frameTracer keeps a fake intermediary's frame trace in a lineLog, labelling each
+// connection python or go from the container-id in its open frame.
+type frameTracer struct {
+	log   *lineLog
+	mu    sync.Mutex
+	sides map[uint64]string
+}
+
+func newFrameTracer(log *lineLog) *frameTracer {
+	ft := &frameTracer{log: log, sides: map[uint64]string{}}
+	log.label = ft.labelLine
+	return ft
+}
+
+// add records one frame: its connection, direction, performative and fields, and the
+// line the fake formatted for it ("conn N <- ch C performative fields").
+func (ft *frameTracer) add(conn uint64, incoming bool, performative, fields, line string) {
+	if incoming && performative == "open" {
+		side := "go"
+		if strings.Contains(fields, "/oslo_peer.py/") {
+			side = "python"
+		}
+		ft.mu.Lock()
+		ft.sides[conn] = side
+		ft.mu.Unlock()
+	}
+	ft.log.add(line)
+}
+
+func (ft *frameTracer) labelLine(line string) string {
+	var conn uint64
+	if _, err := fmt.Sscanf(line, "conn %d", &conn); err != nil {
+		return line
+	}
+	ft.mu.Lock()
+	side := ft.sides[conn]
+	ft.mu.Unlock()
+	if side == "" {
+		side = "?"
+	}
+	return "[" + side + "] " + line
+}
+
+// backendSpec names a backend and starts it for a test (closed by t.Cleanup).
+type backendSpec struct {
+	name  string
+	start func(t *testing.T) *backend
+}
+
+var backends = []backendSpec{
+	{"router", startRouter},
+	{"broker", startFakeBroker},
+	{"proton", startProtonBroker},
+}
+
+func newBackend(name string) *backend {
+	return &backend{name: name, trace: newLineLog(60000), golog: newLineLog(20000)}
+}
+
+// startRouter runs the fake router (it says qpid-dispatch-router: routable addresses)
+// with a frame trace.
+func startRouter(t *testing.T) *backend {
+	b := newBackend("router")
+	b.multicast, b.redelivery, b.legacy = true, true, false
+	ft := newFrameTracer(b.trace)
+	r := fakerouter.RunT(t, &fakerouter.Options{
+		Trace: func(f fakerouter.Frame) { ft.add(f.Conn, f.Incoming, f.Performative, f.Fields, f.String()) },
+	})
+	b.url = r.URL()
+	b.inspect = &inspection{
+		waitForConsumers: r.WaitForConsumers,
+		links: func() []linkInfo {
+			var out []linkInfo
+			for _, l := range r.Links() {
+				out = append(out, linkInfo{l.Container, l.Name, l.Role, l.Address})
+			}
+			return out
+		},
+		consumed: func() []string {
+			var out []string
+			for _, a := range r.Addresses() {
+				if a.Consumers > 0 {
+					out = append(out, fmt.Sprintf("%s(%d)", a.Address, a.Consumers))
+				}
+			}
+			return out
+		},
+	}
+	return b
+}
+
+// startFakeBroker runs the fake broker (it says qpid-cpp: legacy addresses; topics for
+// fanout; released messages are delivered again) with a frame trace.
+func startFakeBroker(t *testing.T) *backend {
+	b := newBackend("broker")
+	b.multicast, b.redelivery, b.legacy = true, true, true
+	ft := newFrameTracer(b.trace)
+	br := fakebroker.RunT(t, &fakebroker.Options{
+		Trace: func(f fakebroker.Frame) { ft.add(f.Conn, f.Incoming, f.Performative, f.Fields, f.String()) },
+	})
+	b.url = br.URL()
+	b.inspect = &inspection{
+		waitForConsumers: br.WaitForConsumers,
+		links: func() []linkInfo {
+			var out []linkInfo
+			for _, l := range br.Links() {
+				out = append(out, linkInfo{l.Container, l.Name, l.Role, l.Address})
+			}
+			return out
+		},
+		consumed: func() []string {
+			var out []string
+			for _, n := range br.Nodes() {
+				if n.Consumers > 0 && n.Topic == "" {
+					out = append(out, fmt.Sprintf("%s(%d)", n.Name, n.Consumers))
+				}
+			}
+			return out
+		},
+	}
+	return b
+}
+
+var protonBroker struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// protonBrokerBinary finds Proton's C++ example broker: $AMQP1KIT_PROTON_BROKER, else
+// scripts/proton-broker.sh build (compiled once into the user's cache).
+func protonBrokerBinary() (string, error) {
+	protonBroker.once.Do(func() {
+		if bin := os.Getenv("AMQP1KIT_PROTON_BROKER"); bin != "" {
+			if _, err := os.Stat(bin); err != nil {
+				protonBroker.err = fmt.Errorf("$AMQP1KIT_PROTON_BROKER: %w", err)
+				return
+			}
+			protonBroker.bin = bin
+			return
+		}
+		script, err := filepath.Abs(filepath.Join("..", "scripts", "proton-broker.sh"))
+		if err != nil {
+			protonBroker.err = err
+			return
+		}
+		var stderr bytes.Buffer
+		cmd := exec.Command("bash", script, "build")
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			protonBroker.err = fmt.Errorf("%s build: %v: %s", script, err, strings.TrimSpace(stderr.String()))
+			return
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		protonBroker.bin = strings.TrimSpace(lines[len(lines)-1])
+	})
+	return protonBroker.bin, protonBroker.err
+}
+
+// skipOrFail skips the test, or fails it under CI=true, where every peer must run.
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("required under CI=true: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// startProtonBroker runs Proton's C++ example broker on a free loopback port. It has
+// no multicast (a fanout reaches one server), does not redeliver a released message,
+// and sends no product (legacy addresses). Its stdout, one line per attach ("sending
+// from ADDR", "receiving to ADDR"), is the backend's trace.
+func startProtonBroker(t *testing.T) *backend {
+	bin, err := protonBrokerBinary()
+	if err != nil {
+		skipOrFail(t, "Proton C++ example broker: %v", err)
+	}
+	b := newBackend("proton")
+	b.multicast, b.redelivery, b.legacy = false, false, true
+	cmd := exec.Command(bin, "-a", "127.0.0.1:0")
+	cmd.Stderr = b.trace
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	exited := make(chan struct{})
+	portc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		first := true
+		for sc.Scan() {
+			if first {
+				portc <- sc.Text()
+				first = false
+			}
+			b.trace.add("broker: " + sc.Text())
+		}
+		close(portc)
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	select {
+	case line := <-portc:
+		// "broker listening on 41217"
+		f := strings.Fields(line)
+		if !strings.HasPrefix(line, "broker listening on ") || len(f) == 0 {
+			t.Fatalf("the Proton broker printed %q; its log:\n%s", line, b.trace.since(0, 20))
+		}
+		port, err := strconv.Atoi(f[len(f)-1])
+		if err != nil {
+			t.Fatalf("the Proton broker printed %q", line)
+		}
+		b.url = fmt.Sprintf("amqp://127.0.0.1:%d", port)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the Proton broker did not say it listens within 15s; its log:\n%s", b.trace.since(0, 20))
+	}
+	return b
+}
+
+// watch makes a failing test log what happened while it ran: the intermediary's
+// frames (each connection labelled python or go), the Python peer's stderr and the Go
+// driver's log; with AMQP1KIT_INTEROP_TRACE set, passing tests log them too.
+func (b *backend) watch(t *testing.T) {
+	fm, gm := b.trace.mark(), b.golog.mark()
+	pm := 0
+	if b.py != nil {
+		pm = b.py.stderr.mark()
+	}
+	t.Cleanup(func() {
+		if !t.Failed() && os.Getenv("AMQP1KIT_INTEROP_TRACE") == "" {
+			return
+		}
+		what := "frame trace of the " + b.name + " (<- received from the client, -> sent to it)"
+		if b.inspect == nil {
+			what = b.name + " broker's log"
+		}
+		t.Logf("%s while %s ran:\n%s", what, t.Name(), b.trace.since(fm, 400))
+		if b.py != nil {
+			t.Logf("python peer's stderr while %s ran:\n%s", t.Name(), b.py.stderr.since(pm, 80))
+		}
+		t.Logf("go driver's log while %s ran:\n%s", t.Name(), b.golog.since(gm, 80))
+	})
+}
+
+// run is t.Run with b.watch.
+func (b *backend) run(t *testing.T, name string, f func(t *testing.T)) bool {
+	t.Helper()
+	return t.Run(name, func(t *testing.T) {
+		b.watch(t)
+		f(t)
+	})
+}
+
+// goOptions are the driver's defaults with short retry delays.
+func goOptions() *driver.Options {
+	o := driver.DefaultOptions()
+	o.LinkRetryDelay = 100 * time.Millisecond
+	o.ConnectionRetryInterval = 50 * time.Millisecond
+	o.ConnectionRetryIntervalMax = 200 * time.Millisecond
+	return &o
+}
+
+// transport returns a Go transport (one connection) to the backend, closed by
+// t.Cleanup; mutate adjusts its options.
+func (b *backend) transport(t *testing.T, mutate func(*driver.Options)) *driver.Transport {
+	t.Helper()
+	o := goOptions()
+	if mutate != nil {
+		mutate(o)
+	}
+	log := slog.New(slog.NewTextHandler(b.golog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tr, err := driver.NewTransport(b.url, &driver.TransportOptions{Options: o, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+// Addresses as the deployment guide gives them (docs/oslo-amqp1-wire.md §3.5), written
+// out here rather than taken from the Go driver's Addresser, so that the tests do not
+// trust the code they test. No vhost; the default exchange is "openstack".
+
+// rpcAddresses returns the three addresses an RPC server subscribes to: its own, the
+// topic's fanout and the topic's shared one ("" for the default exchange).
+func rpcAddresses(legacy bool, exchange, topic, server string) []string {
+	if exchange == "" {
+		exchange = "openstack"
+	}
+	if legacy {
+		return []string{
+			"exclusive." + exchange + "." + topic + "." + server,
+			"broadcast." + exchange + "." + topic + ".all",
+			"unicast." + exchange + "." + topic,
+		}
+	}
+	return []string{
+		"openstack.org/om/rpc/unicast/" + exchange + "/" + topic + "/" + server,
+		"openstack.org/om/rpc/multicast/" + exchange + "/" + topic,
+		"openstack.org/om/rpc/anycast/" + exchange + "/" + topic,
+	}
+}
+
+// notifyAddress returns the address of a notification topic and priority.
+func notifyAddress(legacy bool, topic string, p driver.Priority) string {
+	if legacy {
+		return "unicast.openstack." + topic + "." + string(p)
+	}
+	return "openstack.org/om/notify/anycast/openstack/" + topic + "." + string(p)
+}
+
+// waitConsumers waits at an inspectable intermediary until each address has n
+// consumers; elsewhere it returns at once (the caller then retries a first call, or
+// relies on the broker storing the messages).
+func (b *backend) waitConsumers(ctx context.Context, t *testing.T, n int, addrs ...string) {
+	t.Helper()
+	if b.inspect == nil {
+		return
+	}
+	for _, a := range addrs {
+		if err := b.inspect.waitForConsumers(ctx, a, n); err != nil {
+			t.Fatalf("%s: %v (addresses with consumers: %v)", b.name, err, b.inspect.consumed())
+		}
+	}
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
