@@ -42,6 +42,11 @@
 //	    first K; stops like rpc-server.
 //	selftest
 //	    server, client, notifier and listener in one process; exits 0 only if all checks pass.
+//	bench [--no-server] [--runs N] [--count N]
+//	    throughput of the Python driver as JSON (see driver/bench_test.go).
+//	session
+//	    one long-lived process taking JSON commands on stdin: servers, calls, casts,
+//	    notifications and listeners, each on its own connection (see interop/).
 //
 // The driver's listen() returns before its links are attached, so "ready" means that the
 // server or listener has started, not that an intermediary already has its links: a test that
