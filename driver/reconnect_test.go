@@ -282,7 +282,7 @@ func (a *attachCounter) trace(f fakerouter.Frame) {
 		role = "receiver"
 	}
 	for _, field := range strings.Fields(f.Fields) {
-		if addr, ok := strings.CutPrefix(field, "Target={Address="); ok {
+		if addr, ok := strings.CutPrefix(field, "Target=target{Address="); ok {
 			a.n[role+" "+addr]++
 		}
 	}
