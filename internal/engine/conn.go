@@ -519,6 +519,7 @@ func (c *Conn) dispatch(ch uint16, p wire.Performative, payload []byte) (bool, e
 // RemoteError is the error a peer sent in its close, end or detach.
 type RemoteError struct{ Err *wire.Error }
 
+// Error returns "peer closed: condition: description".
 func (e *RemoteError) Error() string { return "peer closed: " + e.Err.Error() }
 
 // Unwrap returns the peer's *wire.Error.

@@ -97,6 +97,7 @@ type FrameTooLargeError struct {
 	Size, Max uint32
 }
 
+// Error says how large the frame was and what the limit is.
 func (e *FrameTooLargeError) Error() string {
 	return fmt.Sprintf("amqp: frame of %d bytes exceeds max-frame-size %d", e.Size, e.Max)
 }
