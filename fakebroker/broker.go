@@ -66,6 +66,7 @@ package fakebroker
 import (
 	"errors"
 	"fmt"
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 	"net"
 	"os"
 	"runtime"
@@ -171,36 +172,18 @@ func (b *Broker) newServer() *engine.Server {
 
 // Run returns a broker listening on opts.Addr (a free loopback port by default).
 func Run(opts *Options) (*Broker, error) {
-	b, err := New(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.Start(); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return fakeutil.Run(func() (*Broker, error) { return New(opts) })
 }
 
 // Tester is the part of *testing.T that RunT uses, so it works with *testing.B and
 // other frameworks too.
-type Tester interface {
-	Helper()
-	Fatalf(format string, args ...any)
-	Cleanup(func())
-	Logf(format string, args ...any)
-}
+type Tester = fakeutil.Tester
 
 // RunT starts a broker for a test and closes it when the test ends; a start failure
 // fails the test.
 func RunT(t Tester, opts *Options) *Broker {
 	t.Helper()
-	b, err := Run(opts)
-	if err != nil {
-		t.Fatalf("fakebroker: %v", err)
-		return nil
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return fakeutil.RunT(t, "fakebroker", func() (*Broker, error) { return Run(opts) })
 }
 
 // Start replays the journal (with Options.Dir), listens on the configured address

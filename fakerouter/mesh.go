@@ -3,6 +3,7 @@ package fakerouter
 import (
 	"errors"
 	"fmt"
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 )
 
 // Mesh is several fake routers connected as one network: a message that enters at
@@ -48,13 +49,7 @@ func NewMesh(n int, opts *Options) (*Mesh, error) {
 // RunMeshT starts a mesh of n routers for a test and closes it when the test ends.
 func RunMeshT(t Tester, n int, opts *Options) *Mesh {
 	t.Helper()
-	m, err := NewMesh(n, opts)
-	if err != nil {
-		t.Fatalf("fakerouter: %v", err)
-		return nil
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return fakeutil.RunT(t, "fakerouter", func() (*Mesh, error) { return NewMesh(n, opts) })
 }
 
 // Routers returns the mesh's routers.

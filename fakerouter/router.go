@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 	"net"
 	"sort"
 	"sync"
@@ -85,36 +86,18 @@ func newRouter(o Options, c *core) *Router {
 
 // Run returns a router listening on opts.Addr (a free loopback port by default).
 func Run(opts *Options) (*Router, error) {
-	r, err := New(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Start(); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return fakeutil.Run(func() (*Router, error) { return New(opts) })
 }
 
 // Tester is the part of *testing.T that RunT uses, so it works with *testing.B and
 // other frameworks too.
-type Tester interface {
-	Helper()
-	Fatalf(format string, args ...any)
-	Cleanup(func())
-	Logf(format string, args ...any)
-}
+type Tester = fakeutil.Tester
 
 // RunT starts a router for a test and closes it when the test ends; a start failure
 // fails the test.
 func RunT(t Tester, opts *Options) *Router {
 	t.Helper()
-	r, err := Run(opts)
-	if err != nil {
-		t.Fatalf("fakerouter: %v", err)
-		return nil
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	return r
+	return fakeutil.RunT(t, "fakerouter", func() (*Router, error) { return Run(opts) })
 }
 
 // Start listens on the configured address and serves in the background. The address

@@ -1,0 +1,46 @@
+// Package fakeutil holds the lifecycle helpers both fakes share: the Tester a test
+// helper needs, starting a fake after building it, and binding it to a test.
+package fakeutil
+
+// Tester is the part of *testing.T that the fakes' RunT use, so it works with
+// *testing.B and other frameworks too.
+type Tester interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	Logf(format string, args ...any)
+}
+
+// Startable is a fake built but not yet listening.
+type Startable interface {
+	Start() error
+	Close() error
+}
+
+// Run builds a fake with build and starts it.
+func Run[T Startable](build func() (T, error)) (T, error) {
+	f, err := build()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	if err := f.Start(); err != nil {
+		var zero T
+		return zero, err
+	}
+	return f, nil
+}
+
+// RunT runs a fake for a test and closes it when the test ends; a start failure
+// fails the test with the package's name in front of the error.
+func RunT[T interface{ Close() error }](t Tester, pkg string, run func() (T, error)) T {
+	t.Helper()
+	f, err := run()
+	if err != nil {
+		t.Fatalf("%s: %v", pkg, err)
+		var zero T
+		return zero
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
+}
