@@ -3,6 +3,7 @@ package fakebroker
 import (
 	"context"
 	"fmt"
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 	"sort"
 	"strings"
 	"time"
@@ -278,19 +279,7 @@ func (b *Broker) Consumers(addr string) []ConsumerInfo {
 }
 
 // LinkInfo describes one attached link, from the client's point of view.
-type LinkInfo struct {
-	// Conn identifies the connection; Container is the client's container-id.
-	Conn      uint64
-	Container string
-	Name      string
-	// Role is the client's role: "sender" or "receiver".
-	Role string
-	// Address is the node the link is attached to ("" for an anonymous sender).
-	Address string
-	// Credit is the link's credit: granted to the client (sender) or by it
-	// (receiver).
-	Credit uint32
-}
+type LinkInfo = fakeutil.LinkInfo
 
 // Links returns the links attached to the broker, sorted by connection and name.
 func (b *Broker) Links() []LinkInfo {
@@ -300,24 +289,7 @@ func (b *Broker) Links() []LinkInfo {
 		conns = append(conns, c)
 	}
 	b.mu.Unlock()
-	var out []LinkInfo
-	for _, c := range conns {
-		for _, l := range c.Links() {
-			role := "sender"
-			if l.Role() == wire.RoleSender {
-				role = "receiver"
-			}
-			out = append(out, LinkInfo{Conn: c.ID(), Container: c.ContainerID(), Name: l.Name(), Role: role,
-				Address: l.Address(), Credit: l.Credit()})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Conn != out[j].Conn {
-			return out[i].Conn < out[j].Conn
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out
+	return fakeutil.Links(conns)
 }
 
 // Stats returns the counts over all nodes since the broker was created (Restart

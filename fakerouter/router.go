@@ -291,45 +291,10 @@ func (r *Router) Stats() Counts {
 }
 
 // LinkInfo describes one attached link, from the client's point of view.
-type LinkInfo struct {
-	// Conn identifies the connection.
-	Conn uint64
-	// Container is the client's container-id.
-	Container string
-	Name      string
-	// Role is the client's role: "sender" or "receiver".
-	Role    string
-	Address string
-	// Credit is the link's credit: granted to the client (sender) or by it
-	// (receiver).
-	Credit uint32
-	// Unsettled counts deliveries sent to the client it has not settled.
-	Unsettled int
-}
+type LinkInfo = fakeutil.LinkInfo
 
-// Links returns the links attached to this router.
-func (r *Router) Links() []LinkInfo {
-	var out []LinkInfo
-	for _, conn := range r.srv.Conns() {
-		for _, l := range conn.Links() {
-			role := "sender"
-			if l.Role() == wire.RoleSender {
-				role = "receiver"
-			}
-			out = append(out, LinkInfo{
-				Conn: conn.ID(), Container: conn.ContainerID(), Name: l.Name(), Role: role,
-				Address: l.Address(), Credit: l.Credit(), Unsettled: len(l.Unsettled()),
-			})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Conn != out[j].Conn {
-			return out[i].Conn < out[j].Conn
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out
-}
+// Links returns the links attached to this router, sorted by connection and name.
+func (r *Router) Links() []LinkInfo { return fakeutil.Links(r.srv.Conns()) }
 
 // Connections returns the number of client connections.
 func (r *Router) Connections() int { return len(r.srv.Conns()) }
