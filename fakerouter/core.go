@@ -102,6 +102,17 @@ func newCore(o *Options) (*core, error) {
 	return c, nil
 }
 
+// setCreditStopped starts or ends the StopCredit fault and recomputes every sender's
+// credit.
+func (c *core) setCreditStopped(stopped bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.creditStopped = stopped
+	for _, n := range c.nodes {
+		c.refreshCreditLocked(n)
+	}
+}
+
 // notifyLocked wakes waiters on the topology.
 func (c *core) notifyLocked() {
 	close(c.changed)
@@ -146,6 +157,24 @@ func notFound(format string, args ...any) *wire.Error {
 	return &wire.Error{Condition: wire.ErrCondNotFound, Description: fmt.Sprintf(format, args...)}
 }
 
+// attachNodeLocked returns the node a link attaches to, refusing link-routed and
+// unavailable addresses. A dynamic node (named by the router for a dynamic source) is
+// never link-routed and is closest.
+func (c *core) attachNodeLocked(addr string, dynamic bool) (*node, error) {
+	if lr := c.linkRouted(addr); lr != nil && !dynamic {
+		return nil, notFound("address %q is link-routed to connection %q, which is not connected", addr, lr.Connection)
+	}
+	n := c.nodeLocked(addr)
+	if dynamic {
+		n.dynamic, n.dist = true, Closest
+	}
+	if n.dist == Unavailable {
+		c.gcLocked(n)
+		return nil, notFound("address %q is unavailable", addr)
+	}
+	return n, nil
+}
+
 // attach decides on a link a client attached through router r.
 func (c *core) attach(r *Router, l *engine.Link) error {
 	if l.Role() == wire.RoleSender { // the client receives
@@ -159,16 +188,10 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if lr := c.linkRouted(addr); lr != nil && !(src != nil && src.Dynamic) {
-			return notFound("address %q is link-routed to connection %q, which is not connected", addr, lr.Connection)
-		}
-		n := c.nodeLocked(addr)
-		if src != nil && src.Dynamic {
-			n.dynamic, n.dist = true, Closest
-		}
-		if n.dist == Unavailable {
-			c.gcLocked(n)
-			return notFound("address %q is unavailable", addr)
+		dynamic := src != nil && src.Dynamic
+		n, err := c.attachNodeLocked(addr, dynamic)
+		if err != nil {
+			return err
 		}
 		co := &consumer{link: l, r: r, node: n}
 		l.Context = co
@@ -187,13 +210,9 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 		}
 		return nil
 	}
-	if lr := c.linkRouted(addr); lr != nil {
-		return notFound("address %q is link-routed to connection %q, which is not connected", addr, lr.Connection)
-	}
-	n := c.nodeLocked(addr)
-	if n.dist == Unavailable {
-		c.gcLocked(n)
-		return notFound("address %q is unavailable", addr)
+	n, err := c.attachNodeLocked(addr, false)
+	if err != nil {
+		return err
 	}
 	p := &producer{link: l, r: r, node: n}
 	l.Context = p

@@ -355,26 +355,10 @@ func (r *Router) DropConnections() {
 
 // StopCredit takes all credit back from senders and grants none until ResumeCredit:
 // senders block as if no consumer could take their messages.
-func (r *Router) StopCredit() {
-	c := r.core
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.creditStopped = true
-	for _, n := range c.nodes {
-		c.refreshCreditLocked(n)
-	}
-}
+func (r *Router) StopCredit() { r.core.setCreditStopped(true) }
 
 // ResumeCredit undoes StopCredit.
-func (r *Router) ResumeCredit() {
-	c := r.core
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.creditStopped = false
-	for _, n := range c.nodes {
-		c.refreshCreditLocked(n)
-	}
-}
+func (r *Router) ResumeCredit() { r.core.setCreditStopped(false) }
 
 // HoldSettlements keeps consumers' outcomes from reaching senders until
 // ReleaseSettlements: senders wait as if consumers were slow to acknowledge.
