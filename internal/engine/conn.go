@@ -537,14 +537,7 @@ func (c *Conn) handleBegin(ch uint16, b *wire.Begin) error {
 		c.mu.Unlock()
 		return c.protocolError(wire.ErrCondIllegalState, fmt.Sprintf("begin on channel %d, which already has a session", ch))
 	}
-	local := c.chanHint
-	for {
-		if _, used := c.localChans[local]; !used {
-			break
-		}
-		local++
-	}
-	c.chanHint = local + 1
+	local := lowestFree(c.localChans, &c.chanHint)
 	s := newSession(c, local, ch, b)
 	c.sessions[ch] = s
 	c.localChans[local] = s

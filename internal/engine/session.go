@@ -38,6 +38,21 @@ type outgoing struct {
 	off int // payload bytes already framed
 }
 
+// lowestFree returns the lowest number not in used, searching from *hint (no
+// number below it is free, so many allocations stay linear), and moves the hint past
+// it. Whoever frees a number lowers the hint to it.
+func lowestFree[K ~uint16 | ~uint32, V any](used map[K]V, hint *K) K {
+	n := *hint
+	for {
+		if _, taken := used[n]; !taken {
+			break
+		}
+		n++
+	}
+	*hint = n + 1
+	return n
+}
+
 func newSession(c *Conn, local, remote uint16, b *wire.Begin) *session {
 	w := c.srv.opts.SessionWindow
 	return &session{
@@ -438,15 +453,7 @@ func (s *session) handleAttach(a *wire.Attach) error {
 		c.mu.Unlock()
 		return s.sessionError(wire.ErrCondHandleInUse, fmt.Sprintf("attach on handle %d, which is in use", a.Handle))
 	}
-	// The lowest free handle, found from a hint so that many attaches stay linear.
-	local := s.handleHint
-	for {
-		if _, used := s.byLocal[local]; !used {
-			break
-		}
-		local++
-	}
-	s.handleHint = local + 1
+	local := lowestFree(s.byLocal, &s.handleHint)
 	l := &Link{
 		s:          s,
 		name:       a.Name,
