@@ -437,7 +437,7 @@ func (c *core) multicastLocked(t *transit) {
 
 // forwardLocked sends t to consumer co.
 func (c *core) forwardLocked(t *transit, co *consumer) {
-	out, err := co.link.Send(t.payload, t.settled, t)
+	_, err := co.link.Send(t.payload, t.settled, t)
 	if err != nil {
 		// The consumer lost its credit or went away meanwhile: try again later.
 		if t.node.dist == Multicast {
@@ -448,7 +448,6 @@ func (c *core) forwardLocked(t *transit, co *consumer) {
 		t.node.waiting = append([]*transit{t}, t.node.waiting...)
 		return
 	}
-	_ = out
 	if !t.settled {
 		co.outstanding++
 	}
