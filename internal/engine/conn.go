@@ -598,6 +598,9 @@ func (c *Conn) teardown(err error) {
 	if c.handlerOpened {
 		c.h.Closed(c, err)
 	}
+	// Leave the server's table before Done fires, so that whoever waits on Done
+	// sees Conns without this connection.
+	c.srv.forget(c)
 	close(c.done)
 }
 

@@ -91,10 +91,14 @@ func (s *Server) ServeConn(nc net.Conn) {
 	go func() {
 		defer s.wg.Done()
 		c.serve()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
 	}()
+}
+
+// forget removes c from the connections being served.
+func (s *Server) forget(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 // Conns returns the connections being served.
