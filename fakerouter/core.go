@@ -14,12 +14,15 @@ import (
 // core of its own). One mutex guards it; engine calls made under it only take
 // connection locks, and the engine never calls back while holding one.
 type core struct {
-	mu      sync.Mutex
-	table   *addressTable
-	routes  []compiledRoute
-	nodes   map[string]*node
-	totals  Counts
-	changed chan struct{} // closed and replaced whenever consumers or senders change
+	mu     sync.Mutex
+	table  *addressTable
+	routes []compiledRoute
+	nodes  map[string]*node
+	// anonymous holds the anonymous-relay senders (null target), which belong to no
+	// node: StopCredit must reach them too.
+	anonymous map[*producer]struct{}
+	totals    Counts
+	changed   chan struct{} // closed and replaced whenever consumers or senders change
 
 	multicastWaits bool
 	capacity       uint32
@@ -88,6 +91,7 @@ func newCore(o *Options) (*core, error) {
 	c := &core{
 		table:          t,
 		nodes:          map[string]*node{},
+		anonymous:      map[*producer]struct{}{},
 		changed:        make(chan struct{}),
 		multicastWaits: o.MulticastWaitsForConsumer,
 		capacity:       o.LinkCapacity,
@@ -110,6 +114,13 @@ func (c *core) setCreditStopped(stopped bool) {
 	c.creditStopped = stopped
 	for _, n := range c.nodes {
 		c.refreshCreditLocked(n)
+	}
+	for p := range c.anonymous {
+		if stopped {
+			_ = p.link.SetCredit(0)
+		} else {
+			c.topUpAnonymousLocked(p.link)
+		}
 	}
 }
 
@@ -204,7 +215,9 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if addr == "" { // anonymous relay: route each message by its to property
-		l.Context = &producer{link: l, r: r}
+		p := &producer{link: l, r: r}
+		l.Context = p
+		c.anonymous[p] = struct{}{}
 		if !c.creditStopped {
 			return l.SetCredit(c.capacity)
 		}
@@ -549,6 +562,7 @@ func (c *core) linkDetached(l *engine.Link) {
 		c.notifyLocked()
 		c.gcLocked(n)
 	case *producer:
+		delete(c.anonymous, x)
 		if n := x.node; n != nil {
 			for i, p := range n.producers {
 				if p == x {
