@@ -67,8 +67,12 @@ func dialB(b *testing.B, url string) *amqp.Session {
 // BenchmarkRouterPassThrough: go-amqp sender → fake router → go-amqp receiver, 1 KiB
 // messages, unsettled (end-to-end acknowledged), receiver credit 500.
 func BenchmarkRouterPassThrough(b *testing.B) {
-	r := fakerouter.RunT(b, nil)
-	ctx := context.Background()
+	passThrough(b, fakerouter.RunT(b, nil), context.Background())
+}
+
+// passThrough runs the pass-through workload through r: a receiver that accepts
+// every message (credit 500) and a sender keeping up to 250 unsettled 1 KiB messages.
+func passThrough(b *testing.B, r *fakerouter.Router, ctx context.Context) {
 	addr := "openstack.org/om/rpc/anycast/bench/pass"
 	rcv, err := dialB(b, r.URL()).NewReceiver(ctx, addr, &amqp.ReceiverOptions{Credit: 500})
 	if err != nil {
