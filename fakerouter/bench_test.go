@@ -2,8 +2,6 @@ package fakerouter_test
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/amqp1kit/amqp1kit/fakerouter"
 	"github.com/amqp1kit/amqp1kit/internal/engine"
+	"github.com/amqp1kit/amqp1kit/internal/rawclient"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
@@ -167,7 +166,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		b.StartTimer()
 		conns := make([]net.Conn, 0, n)
 		for range n {
-			c, err := openRaw(r.Addr())
+			c, err := rawclient.Open(r.Addr())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -186,38 +185,4 @@ func BenchmarkIdleConnections(b *testing.B) {
 		}
 		_ = r.Close()
 	}
-}
-
-// openRaw does the AMQP header and open exchange by hand and leaves the connection
-// idle, so the client side costs next to nothing.
-func openRaw(addr string) (net.Conn, error) {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	hdr := wire.ProtocolHeader{ID: wire.ProtoAMQP, Major: 1}.Bytes()
-	out := append([]byte{}, hdr[:]...)
-	out, err = wire.AppendFrame(out, wire.FrameAMQP, 0, &wire.Open{ContainerID: "idle", MaxFrameSize: 65536, ChannelMax: 65535}, nil)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Write(out); err != nil {
-		return nil, err
-	}
-	// Read the server's header and open.
-	buf := make([]byte, 8)
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return nil, fmt.Errorf("header: %w", err)
-	}
-	if _, err := io.ReadFull(c, buf[:8]); err != nil {
-		return nil, err
-	}
-	h, err := wire.ParseFrameHeader(buf, 0)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := io.ReadFull(c, make([]byte, h.Size-8)); err != nil {
-		return nil, err
-	}
-	return c, nil
 }

@@ -1,10 +1,8 @@
 package fakerouter_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"testing"
@@ -14,81 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/fakerouter"
-	"github.com/amqp1kit/amqp1kit/internal/wire"
+	"github.com/amqp1kit/amqp1kit/internal/rawclient"
 )
-
-// rawReceivers opens one connection that attaches a receiving link (the router
-// sends) to each of addrs, with frames written by hand so that the client side costs
-// next to nothing, and returns once the router has answered every attach.
-func rawReceivers(routerAddr string, addrs []string) (net.Conn, error) {
-	c, err := net.Dial("tcp", routerAddr)
-	if err != nil {
-		return nil, err
-	}
-	hdr := wire.ProtocolHeader{ID: wire.ProtoAMQP, Major: 1}.Bytes()
-	out := append([]byte{}, hdr[:]...)
-	add := func(p wire.Marshaler) {
-		if err == nil {
-			out, err = wire.AppendFrame(out, wire.FrameAMQP, 0, p, nil)
-		}
-	}
-	add(&wire.Open{ContainerID: "scale", MaxFrameSize: 65536, ChannelMax: 1})
-	add(&wire.Begin{IncomingWindow: 1 << 20, OutgoingWindow: 1 << 20, HandleMax: uint32(len(addrs))})
-	for i, a := range addrs {
-		add(&wire.Attach{Name: fmt.Sprintf("scale-%d", i), Handle: uint32(i), Role: wire.RoleReceiver,
-			Source: &wire.Source{Address: a}, Target: &wire.Target{}})
-	}
-	if err == nil {
-		_, err = c.Write(out)
-	}
-	if err == nil {
-		err = awaitAttaches(bufio.NewReader(c), len(addrs))
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// awaitAttaches reads the server's header and frames until it has answered n
-// attaches; a detach or close is an error.
-func awaitAttaches(rd *bufio.Reader, n int) error {
-	var hb [wire.FrameHeaderSize]byte
-	if _, err := io.ReadFull(rd, hb[:]); err != nil {
-		return fmt.Errorf("protocol header: %w", err)
-	}
-	for n > 0 {
-		if _, err := io.ReadFull(rd, hb[:]); err != nil {
-			return fmt.Errorf("waiting for %d more attaches: %w", n, err)
-		}
-		h, err := wire.ParseFrameHeader(hb[:], 0)
-		if err != nil {
-			return err
-		}
-		body := make([]byte, h.Size-wire.FrameHeaderSize)
-		if _, err := io.ReadFull(rd, body); err != nil {
-			return err
-		}
-		body = body[int(h.DataOff)*4-wire.FrameHeaderSize:]
-		if len(body) == 0 {
-			continue
-		}
-		p, _, err := wire.DecodePerformative(body)
-		if err != nil {
-			return err
-		}
-		switch p := p.(type) {
-		case *wire.Attach:
-			n--
-		case *wire.Detach:
-			return fmt.Errorf("link refused: %v", p.Error)
-		case *wire.Close:
-			return fmt.Errorf("connection closed: %v", p.Error)
-		}
-	}
-	return nil
-}
 
 // attachMany attaches conns connections with perConn receiving links each, every
 // link on an address of its own, and returns the connections.
@@ -100,7 +25,7 @@ func attachMany(tb testing.TB, r *fakerouter.Router, conns, perConn int) []net.C
 		for j := range addrs {
 			addrs[j] = fmt.Sprintf("unicast.scale.%d.%d", i, j)
 		}
-		c, err := rawReceivers(r.Addr(), addrs)
+		c, err := rawclient.Receivers(r.Addr(), addrs)
 		if err != nil {
 			tb.Fatalf("connection %d: %v", i, err)
 		}
