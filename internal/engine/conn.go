@@ -61,7 +61,8 @@ type Conn struct {
 	closeSent  bool
 	dead       bool
 	deadErr    error
-	flushClose bool // close the socket once out is written
+	flushClose bool        // close the socket once out is written
+	sentErr    *wire.Error // the error the server closed the connection with
 	tracing    bool
 	closeOnce  sync.Once
 	writerDone chan struct{} // closed when the writer exits; nil before it starts
@@ -115,8 +116,10 @@ func (c *Conn) ContainerID() string {
 // Done is closed when the connection is gone.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Err returns why the connection ended, once Done is closed (nil for an orderly
-// close).
+// Err returns why the connection ended, once Done is closed: nil for an orderly
+// close without an error, the *wire.Error the server closed with (even when the peer
+// answered it), a *RemoteError when the peer closed with one, else the network or
+// protocol error.
 func (c *Conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -189,6 +192,9 @@ func (c *Conn) closeSocket() {
 
 func (c *Conn) sendCloseLocked(err *wire.Error) {
 	c.writeLocked(0, &wire.Close{Error: err}, nil)
+	if err != nil && c.sentErr == nil {
+		c.sentErr = err
+	}
 	c.closeSent = true // after the close itself: writeLocked drops frames from here on
 	c.flushClose = false
 }
@@ -571,6 +577,12 @@ func (c *Conn) teardown(err error) {
 	// The first cause wins: a connection dropped by the writer (a peer that stopped
 	// reading) or by Close ends its read loop without an error of its own.
 	err = c.deadErr
+	if err == nil && c.sentErr != nil {
+		// The peer answered the server's close in order, but the server closed with
+		// an error: that is why the connection ended.
+		err = c.sentErr
+		c.deadErr = err
+	}
 	c.flushClose = true
 	c.kick()
 	c.mu.Unlock()

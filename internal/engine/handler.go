@@ -22,7 +22,8 @@ type Handler interface {
 	// open then close with that error (a *wire.Error keeps its condition).
 	Opened(c *Conn) error
 	// Closed is called once when the connection is gone, after LinkDetached has been
-	// called for each of its links. err is nil for an orderly close.
+	// called for each of its links. err is what Conn.Err returns: nil for an orderly
+	// close without an error.
 	Closed(c *Conn, err error)
 
 	// Attach is called when the peer attaches a link. The handler may change the

@@ -59,9 +59,16 @@ func (c *Conn) handshake() error {
 			return fmt.Errorf("reading protocol header: %w", err)
 		}
 		h, err := wire.ParseProtocolHeader(raw[:])
-		if err != nil || h.Major != 1 || h.Minor != 0 || h.Revision != 0 {
-			c.refuseHeader(headerAMQP)
+		if err != nil {
+			c.refuseHeader(c.preferredHeader(tlsDone, saslDone))
 			return fmt.Errorf("%w: client sent %q", ErrProtocolHeader, raw[:])
+		}
+		if h.Major != 1 || h.Minor != 0 || h.Revision != 0 {
+			// Part 2.2: answer with a version the server supports, of the same
+			// layer when that layer is welcome here.
+			c.refuseHeader(c.supportedHeader(h.ID, tlsDone, saslDone))
+			return fmt.Errorf("%w: client sent %q (version %d.%d.%d, only 1.0.0 is served)",
+				ErrProtocolHeader, raw[:], h.Major, h.Minor, h.Revision)
 		}
 		switch h.ID {
 		case wire.ProtoTLS:
@@ -123,6 +130,22 @@ func (c *Conn) preferredHeader(tlsDone, saslDone bool) [8]byte {
 		return headerSASL
 	}
 	return headerAMQP
+}
+
+// supportedHeader is the 1.0.0 header of protocol id when the listener would accept
+// that layer at this point of the handshake, else the header it prefers.
+func (c *Conn) supportedHeader(id byte, tlsDone, saslDone bool) [8]byte {
+	opts := &c.srv.opts
+	tlsFirst := opts.RequireTLS && !tlsDone
+	switch {
+	case id == wire.ProtoTLS && opts.TLS != nil && !tlsDone:
+		return headerTLS
+	case id == wire.ProtoSASL && !tlsFirst && !saslDone:
+		return headerSASL
+	case id == wire.ProtoAMQP && !tlsFirst && (saslDone || !opts.DenyAnonymous):
+		return headerAMQP
+	}
+	return c.preferredHeader(tlsDone, saslDone)
 }
 
 // refuseHeader answers a header the server does not accept with the one it would,

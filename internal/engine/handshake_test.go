@@ -58,21 +58,35 @@ func TestProtocolHeaderRefused(t *testing.T) {
 		name  string
 		send  []byte
 		reply byte // the header the server answers with
+		deny  bool // the listener refuses anonymous access
 	}{
-		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), wire.ProtoAMQP},
-		{"http-exact", []byte("HTTP/1.1"), wire.ProtoAMQP},
-		{"amqp-0-9-1", []byte("AMQP\x00\x00\x09\x01"), wire.ProtoAMQP},
-		{"amqp-0-10", []byte("AMQP\x01\x01\x00\x0a"), wire.ProtoAMQP},
-		{"amqp-2.0", []byte("AMQP\x00\x02\x00\x00"), wire.ProtoAMQP},
-		{"unknown-protocol-id", []byte("AMQP\x05\x01\x00\x00"), wire.ProtoSASL},
-		{"tls-not-offered", []byte("AMQP\x02\x01\x00\x00"), wire.ProtoSASL},
+		// Not AMQP at all: the header the server prefers (SASL by default).
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), wire.ProtoSASL, false},
+		{"http-exact", []byte("HTTP/1.1"), wire.ProtoSASL, false},
+		// Another version: the same layer at 1.0.0 where that layer is welcome.
+		{"amqp-0-9-1", []byte("AMQP\x00\x00\x09\x01"), wire.ProtoAMQP, false},
+		{"amqp-0-10", []byte("AMQP\x01\x01\x00\x0a"), wire.ProtoSASL, false},
+		{"amqp-2.0", []byte("AMQP\x00\x02\x00\x00"), wire.ProtoAMQP, false},
+		{"sasl-1.1", []byte("AMQP\x03\x01\x01\x00"), wire.ProtoSASL, false},
+		{"tls-2.0-not-offered", []byte("AMQP\x02\x02\x00\x00"), wire.ProtoSASL, false},
+		// Plain AMQP is not welcome where authentication is required: SASL.
+		{"amqp-2.0-auth-required", []byte("AMQP\x00\x02\x00\x00"), wire.ProtoSASL, true},
+		{"unknown-protocol-id", []byte("AMQP\x05\x01\x00\x00"), wire.ProtoSASL, false},
+		{"tls-not-offered", []byte("AMQP\x02\x01\x00\x00"), wire.ProtoSASL, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			logs, logger := newLogSink()
-			_, url := startServer(t, newQueuePolicy(), &Options{Logger: logger})
-			by := newBystander(t, url, nil)
+			opts := &Options{Logger: logger}
+			var byOpts *amqp.ConnOptions
+			if tc.deny {
+				opts.DenyAnonymous = true
+				opts.Users = map[string]string{"user": "secret"}
+				byOpts = &amqp.ConnOptions{SASLType: amqp.SASLTypePlain("user", "secret")}
+			}
+			_, url := startServer(t, newQueuePolicy(), opts)
+			by := newBystander(t, url, byOpts)
 			p := dialPeer(t, url)
 			p.write(tc.send)
 			p.wantHeader(tc.reply)

@@ -542,7 +542,8 @@ func TestNothingAfterClose(t *testing.T) {
 	p.writeFrame(0, linkFlow(0, 0, 10))
 	p.echo(0)
 	l := serverLink(t, srv, "r")
-	newestConn(t, srv).Close(&wire.Error{Condition: wire.ErrCondConnectionForced, Description: "going down"})
+	conn := newestConn(t, srv)
+	conn.Close(&wire.Error{Condition: wire.ErrCondConnectionForced, Description: "going down"})
 	if _, err := l.Send(message(t, []byte("late")), false, nil); !errors.Is(err, ErrLinkClosed) {
 		t.Fatalf("Send after close: %v, want ErrLinkClosed", err)
 	}
@@ -551,6 +552,24 @@ func TestNothingAfterClose(t *testing.T) {
 	p.wantClose(wire.ErrCondConnectionForced)
 	p.writeFrame(0, &wire.Close{})
 	p.wantClosedSocket()
+
+	// The peer answered the close, but the connection did not end in order: the
+	// handler and Err hear the condition the server closed it with.
+	<-conn.Done()
+	var we *wire.Error
+	if err := conn.Err(); !errors.As(err, &we) || we.Condition != wire.ErrCondConnectionForced {
+		t.Fatalf("Err() = %v, want the server's connection-forced", err)
+	}
+	waitFor(t, "the handler to hear Closed", func() bool {
+		pol.mu.Lock()
+		defer pol.mu.Unlock()
+		return len(pol.closed) > 0
+	})
+	pol.mu.Lock()
+	defer pol.mu.Unlock()
+	if !errors.As(pol.closed[0], &we) || we.Condition != wire.ErrCondConnectionForced {
+		t.Fatalf("Closed got %v, want the server's connection-forced", pol.closed[0])
+	}
 }
 
 // A frame of exactly max-frame-size is fine (the limit is inclusive), and so is a
