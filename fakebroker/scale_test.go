@@ -2,7 +2,6 @@ package fakebroker_test
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -20,16 +19,10 @@ import (
 func TestThousandsOfLinks(t *testing.T) {
 	const conns, perConn = 2000, 10
 	b := fakebroker.RunT(t, &fakebroker.Options{IdleTimeout: -1})
-	raw := make([]net.Conn, 0, conns)
-	for i := range conns {
-		addrs := make([]string, perConn)
-		for j := range addrs {
-			addrs[j] = fmt.Sprintf("unicast.scale.%d.%d", i, j)
-		}
-		c, err := rawclient.Receivers(b.Addr(), addrs)
-		require.NoError(t, err, "connection %d", i)
-		raw = append(raw, c)
-	}
+	raw, err := rawclient.ManyReceivers(b.Addr(), conns, perConn, func(i, j int) string {
+		return fmt.Sprintf("unicast.scale.%d.%d", i, j)
+	})
+	require.NoError(t, err)
 	require.Equal(t, conns, b.Connections())
 	require.Len(t, b.Links(), conns*perConn)
 	require.Len(t, b.Consumers("unicast.scale.1999.9"), 1)

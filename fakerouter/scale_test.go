@@ -19,19 +19,13 @@ import (
 // link on an address of its own, and returns the connections.
 func attachMany(tb testing.TB, r *fakerouter.Router, conns, perConn int) []net.Conn {
 	tb.Helper()
-	out := make([]net.Conn, 0, conns)
-	for i := range conns {
-		addrs := make([]string, perConn)
-		for j := range addrs {
-			addrs[j] = fmt.Sprintf("unicast.scale.%d.%d", i, j)
-		}
-		c, err := rawclient.Receivers(r.Addr(), addrs)
-		if err != nil {
-			tb.Fatalf("connection %d: %v", i, err)
-		}
-		out = append(out, c)
+	raw, err := rawclient.ManyReceivers(r.Addr(), conns, perConn, func(i, j int) string {
+		return fmt.Sprintf("unicast.scale.%d.%d", i, j)
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return out
+	return raw
 }
 
 // TestThousandsOfLinks: one router holds two thousand connections and twenty

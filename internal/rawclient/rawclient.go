@@ -36,6 +36,27 @@ func Receivers(addr string, addrs []string) (net.Conn, error) {
 	return dialAndWait(addr, frames, len(addrs))
 }
 
+// ManyReceivers opens conns connections with Receivers, perConn links each, link j of
+// connection i attached to address(i, j). On an error it closes what it opened.
+func ManyReceivers(addr string, conns, perConn int, address func(conn, link int) string) ([]net.Conn, error) {
+	out := make([]net.Conn, 0, conns)
+	for i := range conns {
+		addrs := make([]string, perConn)
+		for j := range addrs {
+			addrs[j] = address(i, j)
+		}
+		c, err := Receivers(addr, addrs)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("connection %d: %w", i, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 func openFrame(container string, channelMax uint16) *wire.Open {
 	return &wire.Open{ContainerID: container, MaxFrameSize: 65536, ChannelMax: channelMax}
 }
