@@ -1,140 +1,55 @@
 package fakebroker_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
 
 	"github.com/amqp1kit/amqp1kit/fakebroker"
+	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
 )
 
 // The benchmarks run the same go-amqp workload against the fake broker and, in the
 // same run, against a private RabbitMQ 3.10 node with the rabbitmq_amqp1_0 plugin
-// that they start with scripts/rabbitmq.sh (and stop in TestMain). Without
-// rabbitmq-server the RabbitMQ half is skipped with the reason printed. To reuse a
-// node that already runs, set AMQP1KIT_BENCH_RABBITMQ_URL (and
-// AMQP1KIT_BENCH_RABBITMQ_PID, its beam pid, for the memory benchmark).
+// that they start with scripts/rabbitmq.sh (internal/rabbitmq; stopped in TestMain or
+// on SIGINT/SIGTERM). Without rabbitmq-server the RabbitMQ half is skipped with the
+// reason printed. To reuse a node that already runs, set AMQP1KIT_BENCH_RABBITMQ_URL
+// (and AMQP1KIT_BENCH_RABBITMQ_PID, its beam pid, for the memory benchmark).
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	stopRabbit()
+	if err := rabbit.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 	os.Exit(code)
 }
 
-var rabbit struct {
-	once sync.Once
-	dir  string
-	url  string
-	pid  int
-	err  error
-}
+var rabbit = rabbitmq.Shared{Prefix: "amqp1kit-fakebroker-bench-rabbitmq-", FromEnv: true}
 
-func startRabbit() {
-	if url := os.Getenv("AMQP1KIT_BENCH_RABBITMQ_URL"); url != "" {
-		// A node that already runs (its beam pid in AMQP1KIT_BENCH_RABBITMQ_PID for
-		// the memory benchmark).
-		rabbit.url = url
-		rabbit.pid, _ = strconv.Atoi(os.Getenv("AMQP1KIT_BENCH_RABBITMQ_PID"))
-		return
-	}
-	const server = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-	if _, err := os.Stat(server); err != nil {
-		rabbit.err = fmt.Errorf("%s not found (Debian package rabbitmq-server): %w", server, err)
-		return
-	}
-	script, err := filepath.Abs("../scripts/rabbitmq.sh")
+// rabbitNode starts RabbitMQ once per test binary, or skips b with the reason.
+func rabbitNode(b *testing.B) *rabbitmq.Node {
+	n, err := rabbit.Get()
 	if err != nil {
-		rabbit.err = err
-		return
+		fmt.Fprintln(os.Stderr, "skipping the RabbitMQ benchmarks:", err)
+		b.Skipf("RabbitMQ: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		rabbit.err = err
-		return
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir, err := os.MkdirTemp("", "amqp1kit-fakebroker-bench-rabbitmq")
-	if err != nil {
-		rabbit.err = err
-		return
-	}
-	rabbit.dir = dir
-	cmd := exec.Command("bash", script, "start", dir, strconv.Itoa(port))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		rabbit.err = fmt.Errorf("scripts/rabbitmq.sh start: %w", err)
-		return
-	}
-	rabbit.pid, err = strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		rabbit.err = fmt.Errorf("scripts/rabbitmq.sh printed %q, not a pid", out)
-		return
-	}
-	rabbit.url = fmt.Sprintf("amqp://127.0.0.1:%d", port)
-	// An interrupted benchmark run stops the node too.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sig
-		stopRabbit()
-		fmt.Fprintln(os.Stderr, "stopped RabbitMQ on", s)
-		os.Exit(2)
-	}()
-}
-
-func stopRabbit() {
-	if rabbit.dir == "" {
-		return
-	}
-	script, _ := filepath.Abs("../scripts/rabbitmq.sh")
-	cmd := exec.Command("bash", script, "stop", rabbit.dir)
-	cmd.Stderr = os.Stderr
-	_ = cmd.Run()
-	os.RemoveAll(rabbit.dir)
-}
-
-// rabbitURL starts RabbitMQ once per test binary, or skips b with the reason.
-func rabbitURL(b *testing.B) string {
-	rabbit.once.Do(startRabbit)
-	if rabbit.err != nil {
-		fmt.Fprintln(os.Stderr, "skipping the RabbitMQ benchmarks:", rabbit.err)
-		b.Skipf("RabbitMQ: %v", rabbit.err)
-	}
-	return rabbit.url
-}
-
-// rss returns the resident memory of process pid.
-func rss(pid int) (uint64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
+	rabbitStarted.Do(func() {
+		if n.Dir != "" {
+			fmt.Fprintf(os.Stderr, "RabbitMQ node ready on %s (pid %d, dir %s) in %v\n", n.URL, n.PID, n.Dir, n.Took.Round(time.Millisecond))
 		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	})
+	return n
 }
+
+var rabbitStarted sync.Once
+
+func rabbitURL(b *testing.B) string { return rabbitNode(b).URL }
 
 func benchCtx(b *testing.B) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -300,7 +215,8 @@ func BenchmarkStoredMessageMemory(b *testing.B) {
 		}
 	})
 	b.Run("rabbitmq", func(b *testing.B) {
-		url := rabbitURL(b)
+		node := rabbitNode(b)
+		url, pid := node.URL, node.PID
 		for range b.N {
 			ctx := benchCtx(b)
 			addr := fmt.Sprintf("/queue/mem-%d", time.Now().UnixNano())
@@ -313,14 +229,14 @@ func BenchmarkStoredMessageMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			before, err := rss(rabbit.pid)
+			before, err := rabbitmq.RSS(pid)
 			if err != nil {
 				b.Fatal(err)
 			}
 			if err := enqueue(ctx, snd, count, body, 250); err != nil {
 				b.Fatal(err)
 			}
-			after, err := rss(rabbit.pid)
+			after, err := rabbitmq.RSS(pid)
 			if err != nil {
 				b.Fatal(err)
 			}

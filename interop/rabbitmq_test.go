@@ -1,42 +1,28 @@
 package interop
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/driver"
+	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
 )
 
 // One private RabbitMQ node per test run, started by the first test that needs it and
-// stopped by TestMain.
-var rabbit struct {
-	once sync.Once
-	dir  string
-	url  string
-	err  error
-	took time.Duration
-}
-
-const rabbitServer = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+// stopped by TestMain (or on SIGINT/SIGTERM).
+var rabbit = rabbitmq.Shared{Prefix: "amqp1kit-interop-rabbitmq-"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if rabbit.dir != "" {
-		stopRabbitMQ()
+	if err := rabbit.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "interop:", err)
 	}
 	os.Exit(code)
 }
@@ -46,93 +32,15 @@ func TestMain(m *testing.M) {
 // RabbitMQ is not installed or does not start.
 func rabbitMQ(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(rabbitServer); err != nil {
-		skipOrFail(t, "RabbitMQ is not installed (%v): install the Debian package rabbitmq-server (scripts/test.sh does)", err)
+	if err := rabbitmq.Installed(); err != nil {
+		skipOrFail(t, "%v", err)
 	}
-	rabbit.once.Do(func() {
-		start := time.Now()
-		defer func() { rabbit.took = time.Since(start) }()
-		script, err := filepath.Abs(filepath.Join("..", "scripts", "rabbitmq.sh"))
-		if err != nil {
-			rabbit.err = err
-			return
-		}
-		reapStaleRabbitMQ(script)
-		port, err := freePort()
-		if err != nil {
-			rabbit.err = err
-			return
-		}
-		dir, err := os.MkdirTemp("", rabbitDirPrefix)
-		if err != nil {
-			rabbit.err = err
-			return
-		}
-		rabbit.dir = dir
-		// Whose node it is: a run that dies without TestMain's clean-up (a panic, a
-		// -timeout) leaves its node behind for the next run to stop.
-		if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-			rabbit.err = err
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", script, "start", dir, fmt.Sprint(port))
-		cmd.Stderr = &stderr
-		if _, err := cmd.Output(); err != nil {
-			rabbit.err = fmt.Errorf("scripts/rabbitmq.sh start: %v\n%s", err, stderr.String())
-			return
-		}
-		rabbit.url = fmt.Sprintf("amqp://127.0.0.1:%d", port)
-	})
-	if rabbit.err != nil {
-		skipOrFail(t, "RabbitMQ did not start: %v", rabbit.err)
-	}
-	t.Logf("RabbitMQ node at %s (started in %v)", rabbit.url, rabbit.took.Round(time.Millisecond))
-	return rabbit.url
-}
-
-const rabbitDirPrefix = "amqp1kit-interop-rabbitmq-"
-
-// reapStaleRabbitMQ stops the nodes of earlier runs of these tests whose test process
-// is gone.
-func reapStaleRabbitMQ(script string) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), rabbitDirPrefix+"*"))
-	for _, dir := range dirs {
-		raw, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue // unreadable, or its run is still going
-		}
-		if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "interop: stopping a stale RabbitMQ node: %v\n%s", err, out)
-			continue
-		}
-		_ = os.RemoveAll(dir)
-	}
-}
-
-func stopRabbitMQ() {
-	script, err := filepath.Abs(filepath.Join("..", "scripts", "rabbitmq.sh"))
-	if err == nil {
-		cmd := exec.Command("bash", script, "stop", rabbit.dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "interop: scripts/rabbitmq.sh stop %s: %v\n%s", rabbit.dir, err, out)
-			return // leave the directory for a look
-		}
-	}
-	_ = os.RemoveAll(rabbit.dir)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	node, err := rabbit.Get()
 	if err != nil {
-		return 0, err
+		skipOrFail(t, "RabbitMQ did not start: %v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	t.Logf("RabbitMQ node at %s (started in %v)", node.URL, node.Took.Round(time.Millisecond))
+	return node.URL
 }
 
 // TestRabbitMQ: RabbitMQ 3.10's AMQP 1.0 plugin refuses dynamic sources, so no oslo
