@@ -1,0 +1,79 @@
+package conformance_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/amqp1kit/amqp1kit/conformance"
+	"github.com/amqp1kit/amqp1kit/fakebroker"
+	"github.com/amqp1kit/amqp1kit/fakerouter"
+)
+
+// The fakes pass every case: a fresh one per case.
+func TestFakeRouter(t *testing.T) {
+	t.Parallel()
+	requireAllPass(t, conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return conformance.RouterAt("fakerouter", fakerouter.RunT(t, nil).URL())
+	}))
+}
+
+func TestFakeBroker(t *testing.T) {
+	t.Parallel()
+	requireAllPass(t, conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return conformance.BrokerAt("fakebroker", fakebroker.RunT(t, nil).URL())
+	}))
+}
+
+// requireAllPass fails t when a case failed: it neither passed, nor was skipped, nor
+// showed its documented difference.
+func requireAllPass(t *testing.T, results []conformance.Result) {
+	t.Helper()
+	if len(results) != len(conformance.CaseNames()) {
+		t.Fatalf("%d results for %d cases", len(results), len(conformance.CaseNames()))
+	}
+	for _, r := range results {
+		switch r.Outcome {
+		case "pass", "differs":
+		case "skip":
+			// Only the cases of the other kind of intermediary may skip.
+		default:
+			t.Errorf("%s: %s %s", r.Case, r.Outcome, r.Detail)
+		}
+	}
+}
+
+// The cases can fail: a broker presented as a router, and a router presented as a
+// broker, fail exactly the cases where the two kinds differ (declared as
+// differences, which the suite requires to fail).
+func TestCasesTellARouterFromABroker(t *testing.T) {
+	t.Parallel()
+	t.Run("broker-as-router", func(t *testing.T) {
+		requireAllPass(t, conformance.Run(t, func(t *testing.T) conformance.Harness {
+			h := conformance.RouterAt("fakebroker presented as a router", fakebroker.RunT(t, nil).URL())
+			h.Timeout = 3 * time.Second // some differences show as a wait that never ends
+			h.Differences = map[string]string{
+				"OpenAdvertisesKind":                 "it says qpid-cpp",
+				"RouterSettlesEndToEnd":              "it settles once stored",
+				"RouterGivesNoCreditWithoutConsumer": "it stores what nobody consumes",
+				"RejectedOutcome":                    "the sender saw accepted at the store",
+				"ReleasedOutcome":                    "the sender saw accepted at the store",
+				"ConsumerLoss":                       "the sender saw accepted at the store",
+			}
+			return h
+		}))
+	})
+	t.Run("router-as-broker", func(t *testing.T) {
+		requireAllPass(t, conformance.Run(t, func(t *testing.T) conformance.Harness {
+			h := conformance.BrokerAt("fakerouter presented as a broker", fakerouter.RunT(t, nil).URL())
+			h.Timeout = 3 * time.Second
+			h.Differences = map[string]string{
+				"OpenAdvertisesKind":      "it says qpid-dispatch-router",
+				"BrokerStoresAndForwards": "it stores nothing",
+				"RejectedOutcome":         "the sender sees the consumer's rejected",
+				"ReleasedOutcome":         "the sender sees the consumer's released",
+				"ConsumerLoss":            "the sender sees modified",
+			}
+			return h
+		}))
+	})
+}
