@@ -1,15 +1,10 @@
 package interop
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +13,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/driver"
 	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
+	"github.com/amqp1kit/amqp1kit/internal/protonbroker"
 )
 
 // backend is one intermediary the matrix runs over (a column), with what it can do.
@@ -178,43 +174,6 @@ func startFakeBroker(t *testing.T) *backend {
 	return b
 }
 
-var protonBroker struct {
-	once sync.Once
-	bin  string
-	err  error
-}
-
-// protonBrokerBinary finds Proton's C++ example broker: $AMQP1KIT_PROTON_BROKER, else
-// scripts/proton-broker.sh build (compiled once into the user's cache).
-func protonBrokerBinary() (string, error) {
-	protonBroker.once.Do(func() {
-		if bin := os.Getenv("AMQP1KIT_PROTON_BROKER"); bin != "" {
-			if _, err := os.Stat(bin); err != nil {
-				protonBroker.err = fmt.Errorf("$AMQP1KIT_PROTON_BROKER: %w", err)
-				return
-			}
-			protonBroker.bin = bin
-			return
-		}
-		script, err := filepath.Abs(filepath.Join("..", "scripts", "proton-broker.sh"))
-		if err != nil {
-			protonBroker.err = err
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", script, "build")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			protonBroker.err = fmt.Errorf("%s build: %v: %s", script, err, strings.TrimSpace(stderr.String()))
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		protonBroker.bin = strings.TrimSpace(lines[len(lines)-1])
-	})
-	return protonBroker.bin, protonBroker.err
-}
-
 // skipOrFail skips the test, or fails it under CI=true, where every peer must run.
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
@@ -226,61 +185,15 @@ func skipOrFail(t testing.TB, format string, args ...any) {
 
 // startProtonBroker runs Proton's C++ example broker on a free loopback port. It has
 // no multicast (a fanout reaches one server), does not redeliver a released message,
-// and sends no product (legacy addresses). Its stdout, one line per attach ("sending
+// and sends no product (legacy addresses). Its output, one line per attach ("sending
 // from ADDR", "receiving to ADDR"), is the backend's trace.
 func startProtonBroker(t *testing.T) *backend {
-	bin, err := protonBrokerBinary()
-	if err != nil {
-		skipOrFail(t, "Proton C++ example broker: %v", err)
-	}
 	b := newBackend("proton")
 	b.multicast, b.redelivery, b.legacy = false, false, true
-	cmd := exec.Command(bin, "-a", "127.0.0.1:0")
-	cmd.Stderr = b.trace
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	portc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		first := true
-		for sc.Scan() {
-			if first {
-				portc <- sc.Text()
-				first = false
-			}
-			b.trace.add("broker: " + sc.Text())
-		}
-		close(portc)
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+	br := protonbroker.StartT(t, &protonbroker.Options{
+		Output: func(line string) { b.trace.add("broker: " + line) },
 	})
-	select {
-	case line := <-portc:
-		// "broker listening on 41217"
-		f := strings.Fields(line)
-		if !strings.HasPrefix(line, "broker listening on ") || len(f) == 0 {
-			t.Fatalf("the Proton broker printed %q; its log:\n%s", line, b.trace.since(0, 20))
-		}
-		port, err := strconv.Atoi(f[len(f)-1])
-		if err != nil {
-			t.Fatalf("the Proton broker printed %q", line)
-		}
-		b.url = fmt.Sprintf("amqp://127.0.0.1:%d", port)
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the Proton broker did not say it listens within 15s; its log:\n%s", b.trace.since(0, 20))
-	}
+	b.url = br.URL()
 	return b
 }
 

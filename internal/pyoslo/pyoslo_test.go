@@ -1,139 +1,43 @@
 package pyoslo
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/protonbroker"
 )
 
 // The tests run the real Python driver against Qpid Proton's C++ example broker, which
 // stores messages (so a listener started after the notifier still gets the notification)
 // and supports the dynamic reply source the driver needs.
 
-const envProtonBroker = "AMQP1KIT_PROTON_BROKER"
-
-var (
-	brokerOnce sync.Once
-	brokerBin  string
-	brokerErr  error
-)
-
-// protonBrokerBinary finds the broker: $AMQP1KIT_PROTON_BROKER, else scripts/proton-broker.sh
-// build (which compiles it once into the user's cache).
-func protonBrokerBinary() (string, error) {
-	brokerOnce.Do(func() {
-		if bin := os.Getenv(envProtonBroker); bin != "" {
-			if _, err := os.Stat(bin); err != nil {
-				brokerErr = fmt.Errorf("$%s: %w", envProtonBroker, err)
-				return
-			}
-			brokerBin = bin
-			return
-		}
-		root, err := moduleRoot()
-		if err != nil {
-			brokerErr = err
-			return
-		}
-		script := filepath.Join(root, "scripts", "proton-broker.sh")
-		if !fileExists(script) {
-			brokerErr = fmt.Errorf("no Proton C++ example broker: set $%s or add %s", envProtonBroker, script)
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", script, "build")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			brokerErr = fmt.Errorf("%s build: %v: %s", script, err, strings.TrimSpace(stderr.String()))
-			return
-		}
-		brokerBin = lastLine(string(out))
-	})
-	return brokerBin, brokerErr
-}
-
-// startBroker starts a Proton C++ example broker on a free loopback port (it prints the port
-// it got) and returns its URL; t.Cleanup kills it.
+// startBroker starts a Proton C++ example broker on a free loopback port and returns its
+// URL; t.Cleanup stops it, after logging its output if the test failed.
 func startBroker(t *testing.T) string {
 	t.Helper()
 	Require(t)
-	bin, err := protonBrokerBinary()
-	if err != nil {
-		skipOrFatal(t, "Proton C++ example broker: %v", err)
-	}
-	cmd := exec.Command(bin, "-a", "127.0.0.1:0")
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	portc := make(chan string, 1)
-	go func() {
-		br := bufio.NewReader(stdout)
-		line, _ := br.ReadString('\n')
-		portc <- line
-		_, _ = io.Copy(io.Discard, br)
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	var mu sync.Mutex
+	var output []string
+	// Registered before the broker's own cleanup, so it runs after it: all the output is in.
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() && stderr.String() != "" {
-			t.Logf("proton broker stderr:\n%s", stderr.String())
+		mu.Lock()
+		defer mu.Unlock()
+		if t.Failed() && len(output) > 0 {
+			t.Logf("proton broker output:\n%s", strings.Join(output, "\n"))
 		}
 	})
-	select {
-	case line := <-portc:
-		// "broker listening on 41217"
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			t.Fatalf("proton broker printed %q, stderr: %s", line, stderr.String())
-		}
-		port, err := strconv.Atoi(f[len(f)-1])
-		if err != nil || !strings.HasPrefix(line, "broker listening on") {
-			t.Fatalf("proton broker printed %q, stderr: %s", line, stderr.String())
-		}
-		return fmt.Sprintf("amqp://127.0.0.1:%d", port)
-	case <-time.After(15 * time.Second):
-		t.Fatalf("proton broker did not say it listens within 15s; stderr: %s", stderr.String())
-	}
-	return ""
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return protonbroker.StartT(t, &protonbroker.Options{Output: func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		output = append(output, line)
+	}}).URL()
 }
 
 func uniqueTopic(t *testing.T) string {
