@@ -18,9 +18,11 @@ type Options struct {
 	// Version is announced in the open frame's version property. Default: "1.20.0",
 	// the last qdrouterd release.
 	Version string
-	// Addresses is the address table. Default: the deployment guide's table
-	// (DefaultAddressRules), or the address sections of ConfigFile. An empty non-nil
-	// slice means no rules: every address gets DefaultDistribution.
+	// Addresses is the address table. Default: the address sections of ConfigFile
+	// when one is given (none means none, as for qdrouterd: every address then gets
+	// DefaultDistribution, so a file without the guide's broadcast section breaks
+	// oslo fanout here as it would there), else the deployment guide's table
+	// (DefaultAddressRules). An empty non-nil slice means no rules.
 	Addresses []AddressRule
 	// DefaultDistribution applies to addresses no rule matches. Default: Balanced,
 	// as qdrouterd.
@@ -82,8 +84,11 @@ func (o *Options) resolve() (Options, error) {
 				return v, fmt.Errorf("%s: %w", v.ConfigFile, err)
 			}
 		}
-		if v.Addresses == nil && len(cfg.Addresses) > 0 {
+		if v.Addresses == nil {
 			v.Addresses = cfg.Addresses
+			if v.Addresses == nil {
+				v.Addresses = []AddressRule{} // the file has none: qdrouterd's defaults
+			}
 		}
 		if v.LinkRoutes == nil {
 			v.LinkRoutes = cfg.LinkRoutes

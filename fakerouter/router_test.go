@@ -476,6 +476,19 @@ func TestGuideConfigFileLoads(t *testing.T) {
 	require.Error(t, err)
 }
 
+// A configuration file is the whole configuration, as for qdrouterd: without address
+// sections every address gets the default distribution (balanced), so a file that
+// lacks the guide's broadcast section breaks oslo fanout here as it would there.
+func TestConfigWithoutAddressesHasNone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qdrouterd.conf")
+	require.NoError(t, os.WriteFile(path, []byte("listener {\n    host: 127.0.0.1\n    port: 0\n}\n"), 0o600))
+	r := fakerouter.RunT(t, &fakerouter.Options{ConfigFile: path})
+	require.Equal(t, fakerouter.Balanced, r.Distribution("broadcast.x.y.all"))
+	require.Equal(t, fakerouter.Balanced, r.Distribution("exclusive.x.y.s"))
+	// Without a file, the guide's table.
+	require.Equal(t, fakerouter.Multicast, fakerouter.RunT(t, nil).Distribution("broadcast.x.y.all"))
+}
+
 func TestMalformedConfigIsAClearError(t *testing.T) {
 	for name, conf := range map[string]string{
 		"unclosed":          "address {\nprefix: a\n",
