@@ -1,0 +1,81 @@
+package qpidd_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+	"github.com/stretchr/testify/require"
+	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/amqp1kit/amqp1kit/containers/qpidd"
+	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
+)
+
+func TestMain(m *testing.M) {
+	fakeimage.SetTestcontainersEnv()
+	os.Exit(m.Run())
+}
+
+// image builds amqp1kit's fake broker image, or skips (fails under CI=true).
+func image(t *testing.T) string {
+	t.Helper()
+	if err := fakeimage.Build(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("required under CI=true: %v", err)
+		}
+		t.Skipf("no image to run: %v", err)
+	}
+	return fakeimage.Broker
+}
+
+func dial(t *testing.T, ctx context.Context, ctr *qpidd.Container) (*amqp.Conn, *amqp.Session) {
+	t.Helper()
+	url, err := ctr.AMQPURL(ctx)
+	require.NoError(t, err)
+	conn, err := amqp.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	sess, err := conn.NewSession(ctx, nil)
+	require.NoError(t, err)
+	return conn, sess
+}
+
+// The module runs an image that reads qpidd.conf where qpidd does; the fake broker's
+// image stores a notification sent to a unicast queue before any listener exists.
+func TestRunStoresByTheGuidesPatterns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ctr, err := qpidd.Run(ctx, image(t))
+	testcontainers.CleanupContainer(t, ctr)
+	require.NoError(t, err)
+	conn, sess := dial(t, ctx, ctr)
+	require.Equal(t, "qpid-cpp", conn.Properties()["product"])
+	addr := "unicast.openstack.notifications.info"
+	snd, err := sess.NewSender(ctx, addr, nil)
+	require.NoError(t, err)
+	require.NoError(t, snd.Send(ctx, amqp.NewMessage([]byte("stored")), nil), "the broker settles once stored")
+	rcv, err := sess.NewReceiver(ctx, addr, &amqp.ReceiverOptions{Credit: 1})
+	require.NoError(t, err)
+	m, err := rcv.Receive(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, "stored", string(m.GetData()))
+	require.NoError(t, rcv.AcceptMessage(ctx, m))
+}
+
+// WithConfig replaces the whole file: with no pattern for unicast, the broker refuses
+// the address, as qpidd refuses an address that names no node.
+func TestWithConfig(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ctr, err := qpidd.Run(ctx, image(t), qpidd.WithConfig("port=5672\nauth=no\nqueue-patterns=exclusive\n"))
+	testcontainers.CleanupContainer(t, ctr)
+	require.NoError(t, err)
+	_, sess := dial(t, ctx, ctr)
+	_, err = sess.NewSender(ctx, "unicast.openstack.notifications.info", nil)
+	require.Error(t, err, "no pattern makes a node for unicast")
+	_, err = sess.NewSender(ctx, "exclusive.openstack.topic.server", nil)
+	require.NoError(t, err)
+}
