@@ -86,8 +86,8 @@ func isAccepted(s amqp.DeliveryState) bool { _, ok := s.(*amqp.StateAccepted); r
 func preSettledDelivery(t T, h *Harness) {
 	addr := h.queue("presettled")
 	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
-	snd := connect(t, h).sender(addr, presettled())
-	if err := snd.Send(caseContext(t), text("cast"), nil); err != nil {
+	snd := connect(t, h).sender(addr, nil)
+	if err := settled(caseContext(t), snd, text("cast")); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	if m := mustReceive(t, rcv); bodyOf(m) != "cast" {
@@ -398,10 +398,10 @@ func multicastCopies(t T, h *Harness) {
 		connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 100}),
 		connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 100}),
 	}
-	snd := connect(t, h).sender(addr, presettled())
+	snd := connect(t, h).sender(addr, nil)
 	subscribed(t, snd, rcvs...)
 	for i := range 5 {
-		if err := snd.Send(caseContext(t), text(fmt.Sprint(i)), nil); err != nil {
+		if err := settled(caseContext(t), snd, text(fmt.Sprint(i))); err != nil {
 			t.Fatalf("send: %v", err)
 		}
 	}
@@ -419,8 +419,8 @@ func multicastCopies(t T, h *Harness) {
 func multicastWithoutConsumerDropped(t T, h *Harness) {
 	h.needs(t, Multicast)
 	addr := h.topic("dropped")
-	snd := connect(t, h).sender(addr, presettled())
-	if err := snd.Send(caseContext(t), text("nobody listens"), nil); err != nil {
+	snd := connect(t, h).sender(addr, nil)
+	if err := settled(caseContext(t), snd, text("nobody listens")); err != nil {
 		t.Fatalf("send with no consumer: %v", err)
 	}
 	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 100})
