@@ -1,17 +1,38 @@
 // Command amqp1kit serves amqp1kit's fake AMQP 1.0 intermediaries on loopback ports, as
 // the oslo.messaging deployment guide deploys the real ones: a router for RPC and a
-// broker for notifications.
+// broker for notifications; and it pokes at a bus (the fakes or real ones) the way an
+// OpenStack service does, through the driver package.
 //
 //	amqp1kit serve                      # router on 127.0.0.1:5672, broker on 127.0.0.1:5673
 //	amqp1kit serve --no-broker --router-config qdrouterd.conf --trace
 //	amqp1kit serve --no-router --broker-config qpidd.conf --broker-dir /var/tmp/journal
 //
-// It runs until interrupted (SIGINT or SIGTERM) and then closes every client
-// connection cleanly.
+//	amqp1kit call compute echo '{"value": 1}'          # prints the JSON result
+//	amqp1kit cast --fanout compute refresh
+//	amqp1kit notify --priority error notifications compute.instance.delete.end '{"id": "i-1"}'
+//	amqp1kit listen --count 1 notifications            # one JSON line per notification
+//	amqp1kit stat --url amqp://127.0.0.1:5673          # product, version, addressing mode
+//	amqp1kit bench --calls 1000 --concurrency 10       # calls/s, p50 and p99 latency
+//
+// serve runs until interrupted (SIGINT or SIGTERM) and then closes every client
+// connection cleanly; so does listen without --count.
+//
+// The bus commands take --url (default amqp://127.0.0.1:5672 for RPC, stat and bench,
+// amqp://127.0.0.1:5673 for notify and listen, as the guide puts notifications on the
+// broker), or --config FILE, an oslo.messaging configuration file whose transport_url
+// (for notifications its [oslo_messaging_notifications] transport_url) and
+// [oslo_messaging_amqp] options are used; an explicit --url wins. --timeout (default
+// 30s) bounds connecting and each send or call. call and cast take the target flags
+// --exchange, --server, --namespace and --version, and cast --fanout.
+//
+// Exit codes: 0 on success, 1 when the operation fails (a remote exception, a timeout,
+// an unreachable intermediary), 2 for bad input (unknown flag, bad JSON, unknown
+// priority, a transport URL or option the driver refuses), naming it.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,7 +48,13 @@ import (
 )
 
 type cli struct {
-	Serve serveCmd `cmd:"" help:"Serve the fake router (qdrouterd-like, for RPC) and the fake broker (qpidd-like, for notifications) until interrupted."`
+	Serve  serveCmd  `cmd:"" help:"Serve the fake router (qdrouterd-like, for RPC) and the fake broker (qpidd-like, for notifications) until interrupted."`
+	Call   callCmd   `cmd:"" help:"Call METHOD on a server of TOPIC and print the JSON result."`
+	Cast   castCmd   `cmd:"" help:"Cast METHOD to a server of TOPIC (with --fanout, to every server) without waiting for a result."`
+	Notify notifyCmd `cmd:"" help:"Send a notification on TOPIC (to TOPIC.PRIORITY)."`
+	Listen listenCmd `cmd:"" help:"Print the notifications of TOPIC..., one JSON line each, until interrupted or --count received."`
+	Stat   statCmd   `cmd:"" help:"Connect and print what the intermediary says about itself and the addressing mode the driver picks."`
+	Bench  benchCmd  `cmd:"" help:"Serve an echo method on a topic of its own and measure RPC calls/s and latency through the intermediary."`
 }
 
 type serveCmd struct {
@@ -123,7 +150,8 @@ func main() {
 // exitCode carries kong's requested exit (after --help) out of the parser.
 type exitCode int
 
-// run is the whole command; ctx ends a serve.
+// run is the whole command; ctx ends a serve or a listen, and interrupts the others.
+// Usage errors (kong's, and usageError) exit 2, failures 1.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -131,7 +159,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 				code = int(c)
 				return
 			}
-			panic(r)
+			// A bug: say so in one line rather than with a goroutine dump.
+			fmt.Fprintf(stderr, "amqp1kit: internal error (please report it): %v\n", r)
+			code = 1
 		}
 	}()
 	var c cli
@@ -154,6 +184,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	kctx.Stdout = stdout
 	if err := kctx.Run(kctx); err != nil {
 		fmt.Fprintln(stderr, "amqp1kit:", err)
+		var usage usageError
+		if errors.As(err, &usage) {
+			return 2
+		}
 		return 1
 	}
 	return 0
