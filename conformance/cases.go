@@ -31,6 +31,10 @@ var cases = map[string]func(t T, h *Harness){
 	"DynamicReplyAddress":                dynamicReplyAddress,
 	"AnonymousRelay":                     anonymousRelay,
 	"DrainWithNothingToSend":             drainWithNothingToSend,
+	"ModifiedOutcome":                    modifiedOutcome,
+	"SettleModesEchoed":                  settleModesEchoed,
+	"IdleConnectionKeptAlive":            idleConnectionKeptAlive,
+	"BrokerExpiresTTL":                   brokerExpiresTTL,
 }
 
 // CaseNames returns the names of the suite's cases, for harnesses that list
@@ -487,5 +491,119 @@ func drainWithNothingToSend(t T, h *Harness) {
 	}
 	if err != nil {
 		t.Fatalf("drain: %v", err)
+	}
+}
+
+// modifiedOutcome: modified with delivery-failed is the consumer saying it could not
+// process the message. A router passes it back to the sender (which, as oslo, must
+// not re-send it); a broker delivers it again with its delivery-count raised.
+func modifiedOutcome(t T, h *Harness) {
+	if h.Kind == Broker {
+		h.needs(t, Redelivery)
+	}
+	addr := h.queue("modified")
+	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
+	snd := connect(t, h).sender(addr, nil)
+	rc, err := snd.SendWithReceipt(caseContext(t), text("failed once"), nil)
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	m := mustReceive(t, rcv)
+	if err := rcv.ModifyMessage(caseContext(t), m, &amqp.ModifyMessageOptions{DeliveryFailed: true}); err != nil {
+		t.Fatalf("modify: %v", err)
+	}
+	state := awaitReceipt(t, rc)
+	if h.Kind == Router {
+		mod, ok := state.(*amqp.StateModified)
+		if !ok || !mod.DeliveryFailed {
+			t.Errorf("the sender's delivery ended %#v, want the consumer's modified with delivery-failed", state)
+		}
+		return
+	}
+	if !isAccepted(state) {
+		t.Errorf("the broker settled the stored message %T, want accepted", state)
+	}
+	m = mustReceive(t, rcv)
+	if bodyOf(m) != "failed once" {
+		t.Fatalf("received %q, want the modified message again", bodyOf(m))
+	}
+	if m.Header == nil || m.Header.DeliveryCount < 1 {
+		t.Errorf("the message came back with header %+v, want delivery-count raised to 1", m.Header)
+	}
+	_ = rcv.AcceptMessage(caseContext(t), m)
+}
+
+// settleModesEchoed: the intermediary answers an attach with the settle modes asked
+// for (go-amqp refuses a link whose explicitly requested modes are not echoed): a
+// sender asking for settled, a receiver asking for second.
+func settleModesEchoed(t T, h *Harness) {
+	addr := h.queue("modes")
+	c := connect(t, h)
+	second := amqp.ReceiverSettleModeSecond
+	c.receiver(addr, &amqp.ReceiverOptions{Credit: 1, SettlementMode: &second})
+	settledMode := amqp.SenderSettleModeSettled
+	snd := c.sender(addr, &amqp.SenderOptions{SettlementMode: &settledMode})
+	if err := snd.Send(caseContext(t), text("settled link"), nil); err != nil {
+		t.Errorf("send on a settled link: %v", err)
+	}
+}
+
+// idleConnectionKeptAlive: a client that announces an idle time-out and then says
+// nothing for three times as long still has its connection: the intermediary sends
+// empty frames often enough (part 2.4.5).
+func idleConnectionKeptAlive(t T, h *Harness) {
+	const idle = 500 * time.Millisecond
+	ctx := caseContext(t)
+	conn, err := amqp.Dial(ctx, h.URL, &amqp.ConnOptions{IdleTimeout: idle})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatalf("session: %v", err)
+	}
+	select {
+	case <-conn.Done():
+		t.Fatalf("the connection ended while idle: %v", conn.Err())
+	case <-time.After(3 * idle):
+	case <-ctx.Done():
+		t.Fatalf("%v", ctx.Err())
+	}
+	addr := h.queue("idle")
+	rcv, err := sess.NewReceiver(ctx, addr, &amqp.ReceiverOptions{Credit: 1})
+	if err != nil {
+		t.Fatalf("attach after %v idle: %v", 3*idle, err)
+	}
+	snd := connect(t, h).sender(addr, nil)
+	if err := settled(ctx, snd, text("still here")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if m := mustReceive(t, rcv); bodyOf(m) != "still here" {
+		t.Errorf("received %q", bodyOf(m))
+	}
+}
+
+// brokerExpiresTTL: a broker drops a stored message whose ttl ran out before a
+// consumer came (qpidd honours the header's ttl; oslo sets it on every call).
+func brokerExpiresTTL(t T, h *Harness) {
+	h.needsKind(t, Broker)
+	addr := h.queue("ttl")
+	first := connect(t, h)
+	first.receiver(addr, &amqp.ReceiverOptions{Credit: -1}) // makes the queue
+	first.conn.Close()
+	snd := connect(t, h).sender(addr, nil)
+	short := text("short-lived")
+	short.Header = &amqp.MessageHeader{TTL: 100 * time.Millisecond}
+	if err := snd.Send(caseContext(t), short, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if err := snd.Send(caseContext(t), text("lasting"), nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	time.Sleep(4 * 100 * time.Millisecond)
+	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
+	if m := mustReceive(t, rcv); bodyOf(m) != "lasting" {
+		t.Errorf("received %q first, want the expired message gone", bodyOf(m))
 	}
 }

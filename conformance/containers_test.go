@@ -20,7 +20,7 @@ import (
 // (internal/fakeimage); AMQP1KIT_QDROUTERD_IMAGE and AMQP1KIT_QPIDD_IMAGE name other
 // images (qdrouterd.DefaultImage, qpidd.DefaultImage, with a registry).
 func TestContainers(t *testing.T) {
-	fakeimage.SetTestcontainersEnv()
+	t.Parallel()
 	routerImage, brokerImage := os.Getenv("AMQP1KIT_QDROUTERD_IMAGE"), os.Getenv("AMQP1KIT_QPIDD_IMAGE")
 	if routerImage == "" || brokerImage == "" {
 		if err := fakeimage.Build(); err != nil {

@@ -58,6 +58,7 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 				"RejectedOutcome":                    "the sender saw accepted at the store",
 				"ReleasedOutcome":                    "the sender saw accepted at the store",
 				"ConsumerLoss":                       "the sender saw accepted at the store",
+				"ModifiedOutcome":                    "the sender saw accepted at the store",
 			}
 			return h
 		}))
@@ -72,6 +73,8 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 				"RejectedOutcome":         "the sender sees the consumer's rejected",
 				"ReleasedOutcome":         "the sender sees the consumer's released",
 				"ConsumerLoss":            "the sender sees modified",
+				"ModifiedOutcome":         "the sender sees the consumer's modified",
+				"BrokerExpiresTTL":        "it stores nothing, so a sender waits for a consumer",
 			}
 			return h
 		}))

@@ -6,12 +6,14 @@ import (
 	"testing"
 
 	"github.com/amqp1kit/amqp1kit/conformance"
+	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
 	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
 )
 
 var rabbit = rabbitmq.Shared{Prefix: "amqp1kit-conformance-rabbitmq-"}
 
 func TestMain(m *testing.M) {
+	fakeimage.SetTestcontainersEnv()
 	code := m.Run()
 	if err := rabbit.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance:", err)
@@ -34,6 +36,7 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 // amqp1kit. Its addresses are /queue/NAME (declared on attach) and /topic/KEY
 // (amq.topic; each consumer gets a queue of its own).
 func TestRabbitMQ(t *testing.T) {
+	t.Parallel()
 	if err := rabbitmq.Installed(); err != nil {
 		skipOrFail(t, "RabbitMQ: %v", err)
 	}
@@ -53,6 +56,11 @@ func TestRabbitMQ(t *testing.T) {
 				"so no oslo reply link can attach: no oslo driver works over it",
 			"AnonymousRelay": "RabbitMQ 3.10 refuses a sender with a null target " +
 				"(amqp:invalid-field, address_not_utf8_string)",
+			"ModifiedOutcome": "RabbitMQ 3.10 does not know the modified outcome: the consumer's " +
+				"disposition is answered with amqp:invalid-field (Unrecognised state)",
+			"SettleModesEchoed": "RabbitMQ 3.10 refuses rcv-settle-mode second (amqp:not-implemented)",
+			"IdleConnectionKeptAlive": "RabbitMQ 3.10 lets a client whose idle time-out is 500 ms (or 1 s) " +
+				"time out; from 2 s on it sends empty frames in time",
 		}
 		return h
 	})
