@@ -16,12 +16,14 @@ package fakeimage
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"testing"
+
+	"github.com/amqp1kit/amqp1kit/internal/modroot"
 )
 
 // The images Build makes.
@@ -48,6 +50,18 @@ func Build() error {
 	return build.err
 }
 
+// BuildT is Build for a test: without Docker (or when the build fails) it skips t
+// with the reason, and under CI=true, where every peer must run, it fails t.
+func BuildT(t testing.TB) {
+	t.Helper()
+	if err := Build(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("required under CI=true: %v", err)
+		}
+		t.Skipf("no image to run: %v", err)
+	}
+}
+
 // DockerAvailable reports why Docker cannot be used, or nil.
 func DockerAvailable() error {
 	if _, err := exec.LookPath("docker"); err != nil {
@@ -66,9 +80,9 @@ func buildImages() error {
 	if err := DockerAvailable(); err != nil {
 		return err
 	}
-	root, err := moduleRoot()
+	root, err := modroot.Root()
 	if err != nil {
-		return err
+		return fmt.Errorf("fakeimage: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "amqp1kit-fakeimage-")
 	if err != nil {
@@ -112,23 +126,5 @@ func SetTestcontainersEnv() {
 		if os.Getenv(k) == "" {
 			os.Setenv(k, v)
 		}
-	}
-}
-
-// moduleRoot walks up from the working directory to the directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("fakeimage: no go.mod above the working directory")
-		}
-		dir = parent
 	}
 }

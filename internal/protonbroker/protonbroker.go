@@ -28,12 +28,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/modroot"
 )
 
 // EnvBinary is the environment variable that names a prebuilt broker binary; when set,
@@ -99,24 +100,11 @@ func findBinary() (string, error) {
 // findScript returns the absolute path of scripts/proton-broker.sh in the module that
 // holds the working directory.
 func findScript() (string, error) {
-	dir, err := os.Getwd()
+	p, err := modroot.File(ScriptPath)
 	if err != nil {
-		return "", fmt.Errorf("protonbroker: finding %s: %w (or set $%s)", ScriptPath, err, EnvBinary)
+		return "", fmt.Errorf("protonbroker: %w (or set $%s)", err, EnvBinary)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, filepath.FromSlash(ScriptPath))
-			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("protonbroker: %w (or set $%s)", err, EnvBinary)
-			}
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("protonbroker: finding %s: no go.mod above the working directory (or set $%s)", ScriptPath, EnvBinary)
-		}
-		dir = parent
-	}
+	return p, nil
 }
 
 // Options configure [Start]. The zero value (or nil) is valid.

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/modroot"
 )
 
 // EnvPython names the environment variable that chooses the Python interpreter.
@@ -147,20 +149,11 @@ func moduleRoot() (string, error) {
 			return filepath.Clean(root), nil
 		}
 	}
-	dir, err := os.Getwd()
+	root, err := modroot.Root()
 	if err != nil {
-		return "", fmt.Errorf("pyoslo: finding the module root: %w", err)
+		return "", fmt.Errorf("pyoslo: %w", err)
 	}
-	for {
-		if fileExists(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("pyoslo: no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return root, nil
 }
 
 func fileExists(p string) bool {

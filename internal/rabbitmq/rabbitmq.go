@@ -51,6 +51,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/modroot"
 )
 
 // Server is the RabbitMQ server program that scripts/rabbitmq.sh runs.
@@ -172,24 +174,11 @@ func (n *Node) Stop() error {
 // Script returns the absolute path of scripts/rabbitmq.sh, found by walking up from the
 // working directory to the directory that holds go.mod.
 func Script() (string, error) {
-	dir, err := os.Getwd()
+	p, err := modroot.File(ScriptPath)
 	if err != nil {
-		return "", fmt.Errorf("rabbitmq: finding %s: %w", ScriptPath, err)
+		return "", fmt.Errorf("rabbitmq: %w", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, filepath.FromSlash(ScriptPath))
-			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("rabbitmq: %w", err)
-			}
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("rabbitmq: finding %s: no go.mod above the working directory", ScriptPath)
-		}
-		dir = parent
-	}
+	return p, nil
 }
 
 // reap stops the nodes in os.TempDir()/prefix* whose owner process is gone, and removes
