@@ -36,32 +36,40 @@ func TestContainers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	t.Run("qdrouterd", func(t *testing.T) {
-		ctr, err := qdrouterd.Run(ctx, routerImage)
-		testcontainers.CleanupContainer(t, ctr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		url, err := ctr.AMQPURL(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		requireAllPass(t, conformance.Run(t, func(*testing.T) conformance.Harness {
-			return conformance.RouterAt("qdrouterd module ("+routerImage+")", url)
-		}))
-	})
-	t.Run("qpidd", func(t *testing.T) {
-		ctr, err := qpidd.Run(ctx, brokerImage)
-		testcontainers.CleanupContainer(t, ctr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		url, err := ctr.AMQPURL(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		requireAllPass(t, conformance.Run(t, func(*testing.T) conformance.Harness {
-			return conformance.BrokerAt("qpidd module ("+brokerImage+")", url)
-		}))
-	})
+	modules := []struct {
+		name string
+		run  func() (testcontainers.Container, func(context.Context) (string, error), error)
+		kind func(name, url string) conformance.Harness
+	}{
+		{"qdrouterd (" + routerImage + ")", func() (testcontainers.Container, func(context.Context) (string, error), error) {
+			c, err := qdrouterd.Run(ctx, routerImage)
+			if c == nil {
+				return nil, nil, err
+			}
+			return c, c.AMQPURL, err
+		}, conformance.RouterAt},
+		{"qpidd (" + brokerImage + ")", func() (testcontainers.Container, func(context.Context) (string, error), error) {
+			c, err := qpidd.Run(ctx, brokerImage)
+			if c == nil {
+				return nil, nil, err
+			}
+			return c, c.AMQPURL, err
+		}, conformance.BrokerAt},
+	}
+	for _, m := range modules {
+		t.Run(m.name, func(t *testing.T) {
+			ctr, amqpURL, err := m.run()
+			testcontainers.CleanupContainer(t, ctr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			url, err := amqpURL(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			requireAllPass(t, conformance.Run(t, func(*testing.T) conformance.Harness {
+				return m.kind(m.name+" module", url)
+			}))
+		})
+	}
 }

@@ -106,6 +106,21 @@ func (f *connFlags) transport(stderr io.Writer) (*driver.Transport, error) {
 	return t, nil
 }
 
+// open opens a transport and its connection (see connect); the caller closes the
+// transport.
+func (f *connFlags) open(ctx context.Context, stderr io.Writer) (*driver.Transport, *driver.Addresser, error) {
+	t, err := f.transport(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := connect(ctx, t, f.Timeout)
+	if err != nil {
+		t.Close()
+		return nil, nil, err
+	}
+	return t, a, nil
+}
+
 // connect opens the connection within the timeout, so that an unreachable
 // intermediary is reported as such (with the last dial error) rather than as a
 // timeout of what comes next.
@@ -204,14 +219,11 @@ type callCmd struct {
 func (c *callCmd) Validate() error { return c.validate() }
 
 func (c *callCmd) Run(ctx context.Context, kctx *kong.Context) error {
-	t, err := c.transport(kctx.Stderr)
+	t, _, err := c.open(ctx, kctx.Stderr)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	if _, err := connect(ctx, t, c.Timeout); err != nil {
-		return err
-	}
 	client := driver.NewRPCClient(t, c.target(c.Topic), &driver.ClientOptions{Timeout: c.Timeout})
 	result, err := client.Call(ctx, c.ctxt, c.Method, c.args)
 	var remote *driver.RemoteError
@@ -243,14 +255,11 @@ type castCmd struct {
 func (c *castCmd) Validate() error { return c.validate() }
 
 func (c *castCmd) Run(ctx context.Context, kctx *kong.Context) error {
-	t, err := c.transport(kctx.Stderr)
+	t, _, err := c.open(ctx, kctx.Stderr)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	if _, err := connect(ctx, t, c.Timeout); err != nil {
-		return err
-	}
 	target := c.target(c.Topic)
 	target.Fanout = c.Fanout
 	sctx, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -294,14 +303,11 @@ func (c *notifyCmd) Validate() error {
 }
 
 func (c *notifyCmd) Run(ctx context.Context, kctx *kong.Context) error {
-	t, err := c.transport(kctx.Stderr)
+	t, _, err := c.open(ctx, kctx.Stderr)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	if _, err := connect(ctx, t, c.Timeout); err != nil {
-		return err
-	}
 	sctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	n := driver.NewNotifier(t, &driver.NotifierOptions{PublisherID: c.PublisherID, Topics: []string{c.Topic}, V1: c.V1})
@@ -343,14 +349,11 @@ type notificationLine struct {
 }
 
 func (c *listenCmd) Run(ctx context.Context, kctx *kong.Context) error {
-	t, err := c.transport(kctx.Stderr)
+	t, _, err := c.open(ctx, kctx.Stderr)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	if _, err := connect(ctx, t, c.Timeout); err != nil {
-		return err
-	}
 	var priorities []driver.Priority
 	for _, p := range c.Priorities {
 		priorities = append(priorities, driver.Priority(p))
@@ -420,15 +423,11 @@ type statCmd struct {
 func (c *statCmd) Validate() error { return c.resolve(false) }
 
 func (c *statCmd) Run(ctx context.Context, kctx *kong.Context) error {
-	t, err := c.transport(kctx.Stderr)
+	t, a, err := c.open(ctx, kctx.Stderr)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	a, err := connect(ctx, t, c.Timeout)
-	if err != nil {
-		return err
-	}
 	product, version, _ := t.PeerProduct()
 	mode := "routable"
 	if a.Legacy() {
