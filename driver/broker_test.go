@@ -54,10 +54,9 @@ func TestCallCastFanoutOverBroker(t *testing.T) {
 func TestCallToNobodyOverBrokerTimesOut(t *testing.T) {
 	b := fakebroker.RunT(t, nil)
 	cli := driver.NewRPCClient(newTransport(t, b.URL(), nil), driver.Target{Topic: "nobody"}, &driver.ClientOptions{Timeout: 500 * time.Millisecond})
-	start := time.Now()
-	_, err := cli.Call(testCtx(t), nil, "echo", nil)
+	// No deadline but the call's own: only its timeout can end it.
+	_, err := cli.Call(context.Background(), nil, "echo", nil)
 	require.ErrorIs(t, err, driver.ErrTimeout, "stored but never answered: a timeout")
-	require.Less(t, time.Since(start), 5*time.Second)
 }
 
 func TestNotificationsWaitInBrokerAndRequeue(t *testing.T) {

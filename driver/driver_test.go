@@ -157,10 +157,10 @@ func TestCallCastFanoutOverRouter(t *testing.T) {
 func TestCallToNobodyTimesOut(t *testing.T) {
 	r := fakerouter.RunT(t, nil)
 	cli := driver.NewRPCClient(newTransport(t, r.URL(), nil), driver.Target{Topic: "nobody"}, &driver.ClientOptions{Timeout: 500 * time.Millisecond})
-	start := time.Now()
-	_, err := cli.Call(testCtx(t), nil, "echo", map[string]any{"value": 1})
+	// No deadline but the call's own: only its timeout can end it (a hang would be the
+	// test binary's time-out).
+	_, err := cli.Call(context.Background(), nil, "echo", map[string]any{"value": 1})
 	require.ErrorIs(t, err, driver.ErrTimeout)
-	require.Less(t, time.Since(start), 5*time.Second, "the call must give up at its timeout, not hang")
 }
 
 func TestLegacyAddressingOption(t *testing.T) {
@@ -282,11 +282,10 @@ func TestFailoverToSecondHost(t *testing.T) {
 func TestWrongPasswordIsAClearError(t *testing.T) {
 	r := fakerouter.RunT(t, &fakerouter.Options{Users: map[string]string{"joe": "secret"}, DenyAnonymous: true})
 	cli := driver.NewRPCClient(newTransport(t, "amqp://joe:wrong@"+r.Addr(), nil), driver.Target{Topic: "x"}, &driver.ClientOptions{Timeout: 10 * time.Second})
-	start := time.Now()
 	_, err := cli.Call(testCtx(t), nil, "echo", nil)
 	require.ErrorIs(t, err, driver.ErrDeliveryFailure)
+	require.False(t, errors.Is(err, driver.ErrTimeout), "a refused login must fail fast, not wait for the call timeout: %v", err)
 	require.Contains(t, err.Error(), "unauthorized-access")
-	require.Less(t, time.Since(start), 5*time.Second, "a refused login must fail fast")
 
 	// And the right password works.
 	ctx := testCtx(t)

@@ -209,13 +209,11 @@ func TestRetryBudgetAcrossFailedConnections(t *testing.T) {
 	o.ConnectionRetryInterval = 10 * time.Millisecond
 	cli := driver.NewRPCClient(newTransport(t, "amqp://"+deadAddrs(t, 1)[0], o), driver.Target{Topic: "x"},
 		&driver.ClientOptions{Timeout: 30 * time.Second, Retry: driver.Retries(1)})
-	start := time.Now()
 	_, err := cli.Call(testCtx(t), nil, "echo", nil)
 	require.ErrorIs(t, err, driver.ErrDeliveryFailure)
 	require.Contains(t, err.Error(), "retries exhausted")
 	require.Contains(t, err.Error(), "connection refused")
-	require.False(t, errors.Is(err, driver.ErrTimeout))
-	require.Less(t, time.Since(start), 10*time.Second)
+	require.False(t, errors.Is(err, driver.ErrTimeout), "the retries ran out before the call's timeout")
 }
 
 // maxConn returns the highest connection id the router lists.

@@ -59,13 +59,11 @@ func TestSASLMechanismsOption(t *testing.T) {
 		o := fastOptions()
 		o.SASLMechanisms = "PLAIN"
 		cli := driver.NewRPCClient(newTransport(t, r.URL(), o), driver.Target{Topic: "x"}, &driver.ClientOptions{Timeout: 30 * time.Second})
-		start := time.Now()
 		_, err := cli.Call(testCtx(t), nil, "echo", nil)
-		var ce *driver.ConfigError
+		var ce *driver.ConfigError // not the call's timeout: the refusal came first
 		require.ErrorAs(t, err, &ce)
 		require.Equal(t, "sasl_mechanisms", ce.Field)
 		require.Contains(t, ce.Reason, "user name")
-		require.Less(t, time.Since(start), 10*time.Second)
 	})
 }
 

@@ -137,11 +137,10 @@ func TestCallMonitorWithoutHeartbeatTimesOut(t *testing.T) {
 
 	cli := driver.NewRPCClient(newTransport(t, r.URL(), nil), driver.Target{Topic: "monitor"},
 		&driver.ClientOptions{Timeout: 20 * time.Second, CallMonitorTimeout: 500 * time.Millisecond})
-	start := time.Now()
 	_, err = cli.Call(ctx, nil, "work", nil)
 	require.ErrorIs(t, err, driver.ErrTimeout)
+	// The call's own timeout (20 s) would say "no reply in time": the monitor fired.
 	require.Contains(t, err.Error(), "call monitor")
-	require.Less(t, time.Since(start), 15*time.Second, "the monitor fires well before the call's own timeout")
 	<-heartbeatSent
 }
 

@@ -125,12 +125,10 @@ func TestCallRemoteExceptionExits1WithTypeAndMessage(t *testing.T) {
 
 func TestCallWithoutServerTimesOut(t *testing.T) {
 	r := fakerouter.RunT(t, nil)
-	start := time.Now()
 	code, out, errOut := runCmd(t, "call", "--url", r.URL(), "--timeout", "300ms", "nobody", "ping")
 	require.Equal(t, 1, code)
 	require.Empty(t, out)
 	require.Contains(t, errOut, "call ping on topic nobody: no reply within 300ms")
-	require.Less(t, time.Since(start), 10*time.Second)
 }
 
 func TestUnreachableIntermediaryIsReported(t *testing.T) {
