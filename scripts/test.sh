@@ -17,6 +17,7 @@ DEB_PACKAGES=(
 	libqpid-proton-cpp12-dev      # Proton C++ headers and library, to build that broker
 	g++                           # to build it (gcc also serves cgo for -race)
 	rabbitmq-server               # a real AMQP 1.0 broker (scripts/rabbitmq.sh)
+	debootstrap                   # builds the RabbitMQ image for containers/rabbitmq (scripts/rabbitmq-image.sh)
 )
 STATICCHECK_VERSION=v0.8.2
 
@@ -88,6 +89,7 @@ banner "Test peers"
 AMQP1KIT_PROTON_BROKER="$(bash scripts/proton-broker.sh build)" ||
 	fail "building the Proton C++ example broker (scripts/proton-broker.sh build)"
 export AMQP1KIT_PROTON_BROKER
+bash scripts/rabbitmq-image.sh || [[ "${CI:-}" != true ]] || fail "building the RabbitMQ image (scripts/rabbitmq-image.sh)"
 export AMQP1KIT_PYTHON=/usr/bin/python3
 export TESTCONTAINERS_RYUK_DISABLED=true
 echo "AMQP1KIT_PROTON_BROKER=$AMQP1KIT_PROTON_BROKER"
