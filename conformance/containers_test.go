@@ -11,14 +11,16 @@ import (
 	"github.com/amqp1kit/amqp1kit/conformance"
 	"github.com/amqp1kit/amqp1kit/containers/qdrouterd"
 	"github.com/amqp1kit/amqp1kit/containers/qpidd"
+	"github.com/amqp1kit/amqp1kit/containers/rabbitmq"
 	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
 )
 
 // TestContainers runs the suite against intermediaries started by the containers
 // modules, each writing its real configuration file as the deployment guide says. No
-// image can be pulled here, so the images are amqp1kit's fakes, built locally
-// (internal/fakeimage); AMQP1KIT_QDROUTERD_IMAGE and AMQP1KIT_QPIDD_IMAGE name other
-// images (qdrouterd.DefaultImage, qpidd.DefaultImage, with a registry).
+// image can be pulled here, so the images are built locally (internal/fakeimage):
+// amqp1kit's fakes for qdrouterd and qpidd (AMQP1KIT_QDROUTERD_IMAGE and
+// AMQP1KIT_QPIDD_IMAGE name other images, qdrouterd.DefaultImage and qpidd.DefaultImage
+// with a registry), and a real RabbitMQ 3.10 from Debian packages.
 func TestContainers(t *testing.T) {
 	t.Parallel()
 	routerImage, brokerImage := os.Getenv("AMQP1KIT_QDROUTERD_IMAGE"), os.Getenv("AMQP1KIT_QPIDD_IMAGE")
@@ -38,27 +40,41 @@ func TestContainers(t *testing.T) {
 
 	modules := []struct {
 		name string
-		run  func() (testcontainers.Container, func(context.Context) (string, error), error)
+		run  func(t *testing.T) (testcontainers.Container, func(context.Context) (string, error), error)
 		kind func(name, url string) conformance.Harness
 	}{
-		{"qdrouterd (" + routerImage + ")", func() (testcontainers.Container, func(context.Context) (string, error), error) {
+		{"qdrouterd (" + routerImage + ")", func(t *testing.T) (testcontainers.Container, func(context.Context) (string, error), error) {
 			c, err := qdrouterd.Run(ctx, routerImage)
 			if c == nil {
 				return nil, nil, err
 			}
 			return c, c.AMQPURL, err
 		}, conformance.RouterAt},
-		{"qpidd (" + brokerImage + ")", func() (testcontainers.Container, func(context.Context) (string, error), error) {
+		{"qpidd (" + brokerImage + ")", func(t *testing.T) (testcontainers.Container, func(context.Context) (string, error), error) {
 			c, err := qpidd.Run(ctx, brokerImage)
 			if c == nil {
 				return nil, nil, err
 			}
 			return c, c.AMQPURL, err
 		}, conformance.BrokerAt},
+		{"rabbitmq (" + rabbitmq.LocalImage + ")", func(t *testing.T) (testcontainers.Container, func(context.Context) (string, error), error) {
+			fakeimage.BuildRabbitMQT(t)
+			c, err := rabbitmq.Run(ctx, rabbitmq.LocalImage)
+			if c == nil {
+				return nil, nil, err
+			}
+			return c, c.AMQPURL, err
+		}, func(name, url string) conformance.Harness {
+			h := conformance.BrokerAt(name, url)
+			h.Queue = func(n string) string { return "/queue/" + n }
+			h.Topic = func(n string) string { return "/topic/" + n }
+			h.Differences = rabbitMQDifferences
+			return h
+		}},
 	}
 	for _, m := range modules {
 		t.Run(m.name, func(t *testing.T) {
-			ctr, amqpURL, err := m.run()
+			ctr, amqpURL, err := m.run(t)
 			testcontainers.CleanupContainer(t, ctr)
 			if err != nil {
 				t.Fatal(err)

@@ -2,12 +2,9 @@ package rabbitmq_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +14,6 @@ import (
 
 	"github.com/amqp1kit/amqp1kit/containers/rabbitmq"
 	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
-	"github.com/amqp1kit/amqp1kit/internal/modroot"
 )
 
 func TestMain(m *testing.M) {
@@ -25,53 +21,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-var build struct {
-	once sync.Once
-	err  error
-	out  string
-}
-
-// image returns rabbitmq.LocalImage, built by scripts/rabbitmq-image.sh unless it exists
-// (once per process), or skips the test with the reason: no Docker, no debootstrap to
-// build the image, or a failed build. Under CI=true, where every peer must run, it fails
-// the test instead.
+// image returns rabbitmq.LocalImage, built by scripts/rabbitmq-image.sh unless it
+// exists, or skips (fails under CI=true) with the reason.
 func image(t *testing.T) string {
-	t.Helper()
-	build.once.Do(func() {
-		build.out, build.err = buildImage()
-		if build.err == nil {
-			t.Logf("scripts/rabbitmq-image.sh:\n%s", build.out)
-		}
-	})
-	if build.err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("required under CI=true: %v", build.err)
-		}
-		t.Skipf("no RabbitMQ image to run: %v", build.err)
-	}
+	fakeimage.BuildRabbitMQT(t)
 	return rabbitmq.LocalImage
-}
-
-func buildImage() (string, error) {
-	if err := fakeimage.DockerAvailable(); err != nil {
-		return "", err
-	}
-	if exec.Command("docker", "image", "inspect", rabbitmq.LocalImage).Run() != nil {
-		if _, err := exec.LookPath("debootstrap"); err != nil {
-			if _, serr := os.Stat("/usr/sbin/debootstrap"); serr != nil {
-				return "", fmt.Errorf("%s is not built and there is no debootstrap to build it (apt-get install debootstrap; scripts/test.sh does)", rabbitmq.LocalImage)
-			}
-		}
-	}
-	script, err := modroot.File("scripts/rabbitmq-image.sh")
-	if err != nil {
-		return "", err
-	}
-	out, err := exec.Command("bash", script).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("bash scripts/rabbitmq-image.sh: %v\n%s", err, out)
-	}
-	return string(out), nil
 }
 
 // run starts the module on the local image and registers the container's termination.
