@@ -221,12 +221,8 @@ func routerGivesNoCreditWithoutConsumer(t T, h *Harness) {
 func brokerStoresAndForwards(t T, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("stored")
-	// The queue exists once something attached to it (qpidd makes it by pattern on
-	// attach; RabbitMQ declares it on the consumer's attach). The first consumer
-	// grants no credit and goes away with its connection.
-	first := connect(t, h)
-	first.receiver(addr, &amqp.ReceiverOptions{Credit: -1})
-	first.conn.Close()
+	// The sender's attach makes the queue (qpidd by pattern; RabbitMQ declares a
+	// /queue/ target; the Proton broker on first use).
 	snd := connect(t, h).sender(addr, nil)
 	rc, err := snd.SendWithReceipt(caseContext(t), text("stored"), nil)
 	if err != nil {
@@ -589,10 +585,7 @@ func idleConnectionKeptAlive(t T, h *Harness) {
 func brokerExpiresTTL(t T, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("ttl")
-	first := connect(t, h)
-	first.receiver(addr, &amqp.ReceiverOptions{Credit: -1}) // makes the queue
-	first.conn.Close()
-	snd := connect(t, h).sender(addr, nil)
+	snd := connect(t, h).sender(addr, nil) // makes the queue
 	short := text("short-lived")
 	short.Header = &amqp.MessageHeader{TTL: 100 * time.Millisecond}
 	if err := snd.Send(caseContext(t), short, nil); err != nil {

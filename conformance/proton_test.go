@@ -28,7 +28,7 @@ func TestProtonBroker(t *testing.T) {
 				"(no flow echo, part 2.6.7), so a client's drain waits for ever",
 		}
 		// Its differences show as waits that never end; it answers in milliseconds.
-		h.Timeout = 3 * time.Second
+		h.Timeout = 5 * time.Second
 		return h
 	})
 }
