@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/testcontainers/testcontainers-go"
 
+	"github.com/amqp1kit/amqp1kit/containers/internal/moduletest"
 	"github.com/amqp1kit/amqp1kit/containers/qpidd"
 	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
 )
@@ -25,18 +26,6 @@ func image(t *testing.T) string {
 	return fakeimage.Broker
 }
 
-func dial(t *testing.T, ctx context.Context, ctr *qpidd.Container) (*amqp.Conn, *amqp.Session) {
-	t.Helper()
-	url, err := ctr.AMQPURL(ctx)
-	require.NoError(t, err)
-	conn, err := amqp.Dial(ctx, url, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	sess, err := conn.NewSession(ctx, nil)
-	require.NoError(t, err)
-	return conn, sess
-}
-
 // The module runs an image that reads qpidd.conf where qpidd does; the fake broker's
 // image stores a notification sent to a unicast queue before any listener exists.
 func TestRunStoresByTheGuidesPatterns(t *testing.T) {
@@ -45,7 +34,7 @@ func TestRunStoresByTheGuidesPatterns(t *testing.T) {
 	ctr, err := qpidd.Run(ctx, image(t))
 	testcontainers.CleanupContainer(t, ctr)
 	require.NoError(t, err)
-	conn, sess := dial(t, ctx, ctr)
+	conn, sess := moduletest.Dial(t, ctx, ctr)
 	require.Equal(t, "qpid-cpp", conn.Properties()["product"])
 	addr := "unicast.openstack.notifications.info"
 	snd, err := sess.NewSender(ctx, addr, nil)
@@ -67,7 +56,7 @@ func TestWithConfig(t *testing.T) {
 	ctr, err := qpidd.Run(ctx, image(t), qpidd.WithConfig("port=5672\nauth=no\nqueue-patterns=exclusive\n"))
 	testcontainers.CleanupContainer(t, ctr)
 	require.NoError(t, err)
-	_, sess := dial(t, ctx, ctr)
+	_, sess := moduletest.Dial(t, ctx, ctr)
 	_, err = sess.NewSender(ctx, "unicast.openstack.notifications.info", nil)
 	require.Error(t, err, "no pattern makes a node for unicast")
 	_, err = sess.NewSender(ctx, "exclusive.openstack.topic.server", nil)
