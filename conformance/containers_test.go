@@ -13,6 +13,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/containers/qpidd"
 	"github.com/amqp1kit/amqp1kit/containers/rabbitmq"
 	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
+	"github.com/amqp1kit/amqp1kit/internal/peers"
 )
 
 // TestContainers runs the suite against intermediaries started by the containers
@@ -26,7 +27,7 @@ func TestContainers(t *testing.T) {
 	routerImage, brokerImage := os.Getenv("AMQP1KIT_QDROUTERD_IMAGE"), os.Getenv("AMQP1KIT_QPIDD_IMAGE")
 	if routerImage == "" || brokerImage == "" {
 		if err := fakeimage.Build(); err != nil {
-			skipOrFail(t, "no images to run: %v", err)
+			peers.Missing(t, "no images to run: %v", err)
 		}
 	}
 	if routerImage == "" {

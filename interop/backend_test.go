@@ -174,15 +174,6 @@ func startFakeBroker(t *testing.T) *backend {
 	return b
 }
 
-// skipOrFail skips the test, or fails it under CI=true, where every peer must run.
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("required under CI=true: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // startProtonBroker runs Proton's C++ example broker on a free loopback port. It has
 // no multicast (a fanout reaches one server), does not redeliver a released message,
 // and sends no product (legacy addresses). Its output, one line per attach ("sending

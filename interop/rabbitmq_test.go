@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/driver"
+	"github.com/amqp1kit/amqp1kit/internal/peers"
 	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
 )
 
@@ -33,11 +34,11 @@ func TestMain(m *testing.M) {
 func rabbitMQ(t *testing.T) string {
 	t.Helper()
 	if err := rabbitmq.Installed(); err != nil {
-		skipOrFail(t, "%v", err)
+		peers.Missing(t, "%v", err)
 	}
 	node, err := rabbit.Get()
 	if err != nil {
-		skipOrFail(t, "RabbitMQ did not start: %v", err)
+		peers.Missing(t, "RabbitMQ did not start: %v", err)
 	}
 	t.Logf("RabbitMQ node at %s (started in %v)", node.URL, node.Took.Round(time.Millisecond))
 	return node.URL
