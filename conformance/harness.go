@@ -215,7 +215,18 @@ func Run(t *testing.T, newHarness NewHarness) []Result {
 	names := slices.Sorted(maps.Keys(cases))
 	for _, c := range names {
 		t.Run(c, func(t *testing.T) {
+			made := false
+			defer func() {
+				if !made { // the harness could not be made: it skipped or failed t
+					outcome := "fail"
+					if t.Skipped() {
+						outcome = "skip"
+					}
+					record(Result{Case: c, Outcome: outcome, Detail: "no intermediary: see the case's log"})
+				}
+			}()
 			h := newHarness(t)
+			made = true
 			name = h.Name
 			why, differs := h.Differences[c]
 			if !differs {
@@ -247,6 +258,9 @@ func Run(t *testing.T, newHarness NewHarness) []Result {
 				t.Logf("differs, as documented (%s); the case failed with: %s", why, strings.Join(failures, "; "))
 			}
 		})
+	}
+	if name == "" {
+		name = t.Name()
 	}
 	t.Logf("conformance of %s:\n%s", name, Report(results))
 	return results
