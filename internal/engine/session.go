@@ -230,7 +230,9 @@ func (s *session) handleFlow(f *wire.Flow) error {
 			l.deliveryCount += l.credit
 			l.credit = 0
 			s.sendFlowLocked(l)
-		} else if echo || l.drain {
+		} else if echo {
+			// A drain with no credit left has nothing to spend, and Qpid Proton (so
+			// qdrouterd and qpidd) sends nothing back: neither does the engine.
 			s.sendFlowLocked(l)
 		}
 		if l.drain && l.credit == 0 {
