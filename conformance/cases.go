@@ -26,7 +26,9 @@ var cases = map[string]func(t T, h *Harness){
 	"ConsumerLoss":                       consumerLoss,
 	"CompetingConsumers":                 competingConsumers,
 	"MulticastCopies":                    multicastCopies,
-	"MulticastWithoutConsumerDropped":    multicastWithoutConsumerDropped,
+	"TopicDropsWithoutSubscriber":        topicDropsWithoutSubscriber,
+	"MulticastSenderWaitsForConsumer":    multicastSenderWaitsForConsumer,
+	"CreditWithoutConsumer":              creditWithoutConsumer,
 	"DynamicReplyAddress":                dynamicReplyAddress,
 	"AnonymousRelay":                     anonymousRelay,
 	"DrainWithCreditEchoed":              drainWithCreditEchoed,
@@ -414,9 +416,11 @@ func multicastCopies(t T, h *Harness) {
 	}
 }
 
-// multicastWithoutConsumerDropped: a multicast message nobody consumes is gone, not
-// kept for a consumer that comes later (the guide's qdrouterd; qpidd's topics).
-func multicastWithoutConsumerDropped(t T, h *Harness) {
+// topicDropsWithoutSubscriber: a broker's topic message nobody consumes is gone, not
+// kept for a subscriber that comes later (qpidd's topics). A router gives such a
+// sender no credit at all (multicastSenderWaitsForConsumer).
+func topicDropsWithoutSubscriber(t T, h *Harness) {
+	h.needsKind(t, Broker)
 	h.needs(t, Multicast)
 	addr := h.topic("dropped")
 	snd := connect(t, h).sender(addr, nil)

@@ -3,6 +3,10 @@ package conformance
 import (
 	"strconv"
 	"time"
+
+	amqp "github.com/Azure/go-amqp"
+
+	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
 // drainWithCreditEchoed: a drain on a source with nothing to send comes back at once
@@ -56,4 +60,64 @@ func caseTimeLeft(t T) time.Duration {
 		return time.Until(d)
 	}
 	return 20 * time.Second
+}
+
+// anycast returns a balanced address on a router configured as the deployment guide
+// says (the routable oslo anycast prefix).
+func anycast(name string) string {
+	return "openstack.org/om/rpc/anycast/conformance/" + uniqueName(name)
+}
+
+// creditWithoutConsumer: what a sender gets before any consumer exists, per kind of
+// address. A router stores nothing, so a sender gets no credit on a closest, balanced
+// or multicast address until a consumer attaches (qdrouterd 1.10 and later; the older
+// qdrouterd the deployment guide describes gave multicast senders credit and dropped
+// their messages). A broker gives credit on its queues and topics at once.
+func creditWithoutConsumer(t T, h *Harness) {
+	c := connectFrames(t, h)
+	addrs := map[string]string{"queue": h.queue("credit-q"), "topic": h.topic("credit-t")}
+	if h.Kind == Router {
+		addrs["balanced"] = anycast("credit-b")
+	}
+	handles := map[string]uint32{}
+	for kind, addr := range addrs {
+		handles[kind], _ = c.senderLink(addr, wire.SenderSettleModeMixed)
+	}
+	for kind, handle := range handles {
+		f := c.linkFlow(handle, quietPeriod)
+		granted := f != nil && f.LinkCredit != nil && *f.LinkCredit > 0
+		switch {
+		case h.Kind == Router && granted:
+			t.Errorf("a router granted %d credit to a sender on a %s address with no consumer", *f.LinkCredit, kind)
+		case h.Kind == Broker && !granted:
+			t.Errorf("a broker granted no credit to a sender on its %s %q", kind, addrs[kind])
+		}
+	}
+}
+
+// multicastSenderWaitsForConsumer: on a router, a multicast sender with no consumer
+// has no credit, and gets some once a consumer attaches; its message then reaches it.
+func multicastSenderWaitsForConsumer(t T, h *Harness) {
+	h.needsKind(t, Router)
+	h.needs(t, Multicast)
+	addr := h.topic("waits")
+	c := connectFrames(t, h)
+	handle, _ := c.senderLink(addr, wire.SenderSettleModeMixed)
+	if f := c.linkFlow(handle, quietPeriod); f != nil && f.LinkCredit != nil && *f.LinkCredit > 0 {
+		t.Fatalf("the router granted %d credit to a multicast sender with no consumer", *f.LinkCredit)
+	}
+	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
+	for {
+		f := c.linkFlow(handle, caseTimeLeft(t))
+		if f == nil {
+			t.Fatalf("no credit came once a consumer attached")
+		}
+		if f.LinkCredit != nil && *f.LinkCredit > 0 {
+			break
+		}
+	}
+	c.transfer(handle, textMessage("now heard"), true)
+	if m := mustReceive(t, rcv); bodyOf(m) != "now heard" {
+		t.Errorf("received %q, want %q", bodyOf(m), "now heard")
+	}
 }

@@ -91,7 +91,8 @@ func (c *frames) attach(a *wire.Attach) *wire.Attach {
 func (c *frames) receiverLink(addr string) (handle uint32, peer *wire.Attach) {
 	c.t.Helper()
 	handle = c.next
-	peer = c.attach(&wire.Attach{Role: wire.RoleReceiver, Source: &wire.Source{Address: addr}, Target: &wire.Target{}})
+	peer = c.attach(&wire.Attach{Role: wire.RoleReceiver, SndSettleMode: wire.SenderSettleModeMixed,
+		Source: &wire.Source{Address: addr}, Target: &wire.Target{}})
 	return handle, peer
 }
 

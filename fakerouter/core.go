@@ -93,7 +93,7 @@ func newCore(o *Options) (*core, error) {
 		nodes:          map[string]*node{},
 		anonymous:      map[*producer]struct{}{},
 		changed:        make(chan struct{}),
-		multicastWaits: o.MulticastWaitsForConsumer,
+		multicastWaits: !o.MulticastDropsWithoutConsumer,
 		capacity:       o.LinkCapacity,
 	}
 	for _, lr := range o.LinkRoutes {
@@ -188,6 +188,10 @@ func (c *core) attachNodeLocked(addr string, dynamic bool) (*node, error) {
 
 // attach decides on a link a client attached through router r.
 func (c *core) attach(r *Router, l *engine.Link) error {
+	// qdrouterd answers every attach with snd-settle-mode mixed and rcv-settle-mode
+	// first, whatever was asked: a client that insists on second (or on a settled
+	// link) refuses the link, as it would with qdrouterd.
+	l.SetSettleModes(wire.SenderSettleModeMixed, wire.ReceiverSettleModeFirst)
 	if l.Role() == wire.RoleSender { // the client receives
 		src := l.Source()
 		if src != nil && src.Dynamic {

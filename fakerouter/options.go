@@ -15,7 +15,7 @@ type Options struct {
 	// ID is the router's id: its container-id and part of its dynamic addresses.
 	// Default: "amqp1kit-router" (mesh routers get "-1", "-2", ...).
 	ID string
-	// Version is announced in the open frame's version property. Default: "1.20.0",
+	// Version is announced in the open frame's version property. Default: "1.19.0",
 	// the last qdrouterd release.
 	Version string
 	// Addresses is the address table. Default: the address sections of ConfigFile
@@ -31,11 +31,12 @@ type Options struct {
 	// amqp:not-found, as by a qdrouterd whose route container is not connected.
 	// Default: the linkRoute sections of ConfigFile.
 	LinkRoutes []LinkRoute
-	// MulticastWaitsForConsumer gives qdrouterd 1.10+ behaviour: multicast senders
-	// get credit only while the address has a consumer. Default: false, as in the
-	// deployment guide's qdrouterd (messages to multicast addresses without consumers
-	// are dropped).
-	MulticastWaitsForConsumer bool
+	// MulticastDropsWithoutConsumer gives the behaviour the deployment guide
+	// describes, of qdrouterd before 1.10: multicast senders get credit whether or not
+	// the address has a consumer, and messages nobody consumes are dropped. Default:
+	// false, as qdrouterd 1.10 and later (1.19 included): a multicast sender, like any
+	// other, gets credit only while the address has a consumer.
+	MulticastDropsWithoutConsumer bool
 	// LinkCapacity is the most credit a sender link is granted. Default: 250, as
 	// qdrouterd's linkCapacity.
 	LinkCapacity uint32
@@ -104,7 +105,7 @@ func (o *Options) resolve() (Options, error) {
 		v.ID = "amqp1kit-router"
 	}
 	if v.Version == "" {
-		v.Version = "1.20.0"
+		v.Version = "1.19.0"
 	}
 	if v.Addresses == nil {
 		v.Addresses = DefaultAddressRules()

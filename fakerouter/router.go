@@ -66,8 +66,12 @@ func newRouter(o Options, c *core) *Router {
 			"product": "qpid-dispatch-router",
 			"version": o.Version,
 		},
+		// qd.conn-id numbers the router's connections from 1, as an int.
+		ConnProperties:      func(c *engine.Conn) wire.Fields { return wire.Fields{"qd.conn-id": int32(c.ID())} },
 		OfferedCapabilities: []wire.Symbol{"ANONYMOUS-RELAY", "qd.streaming-links"},
+		DesiredCapabilities: []wire.Symbol{"ANONYMOUS-RELAY", "qd.streaming-links"},
 		MaxFrameSize:        o.MaxFrameSize,
+		ChannelMax:          32767,
 		IdleTimeout:         o.IdleTimeout,
 		MaxMessageSize:      o.MaxMessageSize,
 		TLS:                 o.TLS,

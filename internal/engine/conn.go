@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -375,11 +376,12 @@ func (c *Conn) run() error {
 	c.writeLocked(0, &wire.Open{
 		ContainerID:  opts.ContainerID,
 		MaxFrameSize: opts.MaxFrameSize,
-		ChannelMax:   opts.ChannelMax,
+		ChannelMax:   c.channelMax,
 		// Part 2.4.5: announce half the real threshold, to avoid spurious time-outs.
 		IdleTimeOut:         uint32(opts.IdleTimeout / 2 / time.Millisecond),
 		OfferedCapabilities: opts.OfferedCapabilities,
-		Properties:          opts.Properties,
+		DesiredCapabilities: opts.DesiredCapabilities,
+		Properties:          c.openProperties(),
 	}, nil)
 	c.mu.Unlock()
 	c.startWriter()
@@ -387,6 +389,19 @@ func (c *Conn) run() error {
 		return c.protocolErrorWith(toWireError(refusal))
 	}
 	return c.readLoop()
+}
+
+// openProperties are the properties of the open frame: the server's, and the
+// connection's own.
+func (c *Conn) openProperties() wire.Fields {
+	opts := &c.srv.opts
+	if opts.ConnProperties == nil {
+		return opts.Properties
+	}
+	p := make(wire.Fields, len(opts.Properties)+2)
+	maps.Copy(p, opts.Properties)
+	maps.Copy(p, opts.ConnProperties(c))
+	return p
 }
 
 // protocolError closes the connection with a condition and returns the error; the

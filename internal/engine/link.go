@@ -88,6 +88,15 @@ func (l *Link) SenderSettleMode() wire.SenderSettleMode { return l.sndSettle }
 // ReceiverSettleMode returns the negotiated receiver settle mode.
 func (l *Link) ReceiverSettleMode() wire.ReceiverSettleMode { return l.rcvSettle }
 
+// SetSettleModes sets the settle modes the server answers the attach with, instead of
+// echoing the peer's (part 2.7.3: the answer says which modes are in use). Call it
+// only from Handler.Attach.
+func (l *Link) SetSettleModes(snd wire.SenderSettleMode, rcv wire.ReceiverSettleMode) {
+	l.s.c.mu.Lock()
+	defer l.s.c.mu.Unlock()
+	l.sndSettle, l.rcvSettle = snd, rcv
+}
+
 // Address returns the address of the node the link is attached to on the server:
 // the source address where the server sends, the target address where it receives.
 func (l *Link) Address() string {

@@ -15,13 +15,19 @@ type Options struct {
 	ContainerID string
 	// Properties are the open frame's properties (for example product and version).
 	Properties wire.Fields
+	// ConnProperties, if set, adds properties of each connection to Properties (for
+	// example qdrouterd's qd.conn-id).
+	ConnProperties func(*Conn) wire.Fields
 	// OfferedCapabilities are the open frame's offered capabilities.
 	OfferedCapabilities []wire.Symbol
+	// DesiredCapabilities are the open frame's desired capabilities.
+	DesiredCapabilities []wire.Symbol
 
 	// MaxFrameSize is the largest frame the server accepts, announced in open.
 	// Default: 65536. Values below 512 are raised to 512.
 	MaxFrameSize uint32
 	// ChannelMax is the highest channel number the server accepts. Default: 65535.
+	// The open frame announces the lower of it and the client's, as Qpid Proton does.
 	ChannelMax uint16
 	// IdleTimeout is the server's idle time-out: a peer that sends nothing for this
 	// long is closed with amqp:resource-limit-exceeded. The open frame announces half
