@@ -137,7 +137,7 @@ func unmarshalReply(text string) (json.RawMessage, error) {
 		Failure  *string         `json:"failure"`
 	}
 	if err := json.Unmarshal([]byte(text), &rb); err != nil {
-		return nil, fmt.Errorf("%w: reply body is not JSON: %v", ErrDeliveryFailure, err)
+		return nil, &driverError{kind: ErrDeliveryFailure, msg: "reply body is not JSON", err: err}
 	}
 	if rb.Failure != nil {
 		var f struct {

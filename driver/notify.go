@@ -79,13 +79,13 @@ func (n *Notifier) Notify(ctx context.Context, rpcCtx map[string]any, priority P
 	if !n.opts.V1 {
 		inner, err := pyJSON(notif)
 		if err != nil {
-			return fmt.Errorf("amqp1kit driver: notification: %w", err)
+			return opError("notification", err)
 		}
 		request = orderedMap{{"oslo.version", "2.0"}, {"oslo.message", inner}}
 	}
 	body, err := pyJSON(orderedMap{{"request", request}, {"context", rpcCtx}})
 	if err != nil {
-		return fmt.Errorf("amqp1kit driver: notification: %w", err)
+		return opError("notification", err)
 	}
 	retry := -1
 	if n.opts.Retry != nil {
@@ -96,16 +96,15 @@ func (n *Notifier) Notify(ctx context.Context, rpcCtx map[string]any, priority P
 	var errs []error
 	for _, topic := range n.opts.Topics {
 		target := Target{Topic: topic + "." + strings.ToLower(string(priority))}
-		err := n.t.send(ctx, sendSpec{
+		_, err := n.t.send(ctx, &outgoing{
+			target:     target,
+			service:    ServiceNotify,
+			body:       body,
 			presettled: n.t.opts.PreSettledFor("notify"),
 			retry:      retry,
-			build: func(c *connection) (string, *amqp.Message, error) {
-				addr := c.addresser.Anycast(target, ServiceNotify)
-				return addr, &amqp.Message{Properties: &amqp.MessageProperties{To: &addr}, Value: body}, nil
-			},
 		})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("amqp1kit driver: notify %s on %s: %w", eventType, target.Topic, err))
+			errs = append(errs, opError("notify "+eventType+" on "+target.Topic, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -66,18 +66,21 @@ func (c *RPCClient) retry() int {
 func (c *RPCClient) Cast(ctx context.Context, rpcCtx map[string]any, method string, args map[string]any) error {
 	body, err := marshalRequest(rpcCtx, c.message(method, args), 0)
 	if err != nil {
-		return fmt.Errorf("amqp1kit driver: cast %s: %w", method, err)
+		return opError("cast "+method, err)
 	}
 	ctx, cancel := withDefaultTimeout(ctx, c.t.opts.DefaultSendTimeout)
 	defer cancel()
-	return c.t.send(ctx, sendSpec{
+	_, err = c.t.send(ctx, &outgoing{
+		target:     c.target,
+		service:    ServiceRPC,
+		body:       body,
 		presettled: c.t.opts.PreSettledFor("rpc-cast"),
 		retry:      c.retry(),
-		build: func(conn *connection) (string, *amqp.Message, error) {
-			addr := conn.addresser.Resolve(c.target, ServiceRPC)
-			return addr, &amqp.Message{Properties: &amqp.MessageProperties{To: &addr}, Value: body}, nil
-		},
 	})
+	if err != nil {
+		return opError("cast "+method, err)
+	}
+	return nil
 }
 
 func (c *RPCClient) message(method string, args map[string]any) rpcMessage {
@@ -94,37 +97,31 @@ func (c *RPCClient) Call(ctx context.Context, rpcCtx map[string]any, method stri
 	cmt := c.opts.CallMonitorTimeout
 	body, err := marshalRequest(rpcCtx, c.message(method, args), cmt.Seconds())
 	if err != nil {
-		return nil, fmt.Errorf("amqp1kit driver: call %s: %w", method, err)
+		return nil, opError("call "+method, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	ttl := c.opts.Timeout
-	var pc *pendingCall
-	var id string
-	err = c.t.send(ctx, sendSpec{
-		presettled: c.t.opts.PreSettledFor("rpc-call"),
-		retry:      c.retry(),
-		hasTTL:     true,
-		build: func(conn *connection) (string, *amqp.Message, error) {
-			addr := conn.addresser.Resolve(c.target, ServiceRPC)
-			id = newUUIDHex() // a new message-id for every attempt, as Python
-			pc = conn.register(id)
-			reply := conn.replyAddr
-			return addr, &amqp.Message{
-				Header:     &amqp.MessageHeader{TTL: ttl},
-				Properties: &amqp.MessageProperties{MessageID: id, To: &addr, ReplyTo: &reply},
-				Value:      body,
-			}, nil
-		},
-		abandon: func(conn *connection) { conn.unregister(id) },
+	// The request goes out through the send loop (Transport.send), which registers
+	// the pending call of each attempt on its connection and returns the one that
+	// the intermediary accepted; then the reply comes to that connection's reply
+	// link (connection.replyLoop) and is handed to the pending call.
+	pc, err := c.t.send(ctx, &outgoing{
+		target:        c.target,
+		service:       ServiceRPC,
+		body:          body,
+		ttl:           c.opts.Timeout,
+		call:          true,
+		presettled:    c.t.opts.PreSettledFor("rpc-call"),
+		retry:         c.retry(),
+		callerTimeout: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("amqp1kit driver: call %s: %w", method, err)
+		return nil, opError("call "+method, err)
 	}
 	res, err := pc.wait(ctx, cmt)
-	pc.conn.unregister(id)
+	pc.conn.unregister(pc.id)
 	if err != nil {
-		return nil, fmt.Errorf("amqp1kit driver: call %s: %w", method, err)
+		return nil, opError("call "+method, err)
 	}
 	return res, nil
 }
@@ -136,7 +133,7 @@ func (c *RPCClient) CallInto(ctx context.Context, rpcCtx map[string]any, method 
 		return err
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("amqp1kit driver: call %s: decoding the result: %w", method, err)
+		return opError("call "+method, &driverError{msg: "decoding the result", err: err})
 	}
 	return nil
 }
@@ -151,17 +148,18 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 // pendingCall waits for the reply (and heartbeats) of one call attempt.
 type pendingCall struct {
 	conn *connection
+	id   string // the request's message-id, the reply's correlation-id
 	ch   chan *amqp.Message
 	errc chan error
 	once sync.Once
 }
 
 func (c *connection) register(id string) *pendingCall {
-	pc := &pendingCall{conn: c, ch: make(chan *amqp.Message, 8), errc: make(chan error, 1)}
+	pc := &pendingCall{conn: c, id: id, ch: make(chan *amqp.Message, 8), errc: make(chan error, 1)}
 	c.mu.Lock()
 	if c.gone {
 		c.mu.Unlock()
-		pc.fail(fmt.Errorf("%w: connection lost", ErrTimeout))
+		pc.fail(errConnLost)
 		return pc
 	}
 	c.calls[id] = pc
@@ -194,7 +192,7 @@ func (pc *pendingCall) wait(ctx context.Context, monitor time.Duration) (json.Ra
 		case m := <-pc.ch:
 			text, hasBody, err := bodyText(m)
 			if err != nil {
-				return nil, fmt.Errorf("%w: bad reply: %v", ErrDeliveryFailure, err)
+				return nil, &driverError{kind: ErrDeliveryFailure, msg: "bad reply", err: err}
 			}
 			if !hasBody {
 				if timer != nil {
@@ -208,15 +206,15 @@ func (pc *pendingCall) wait(ctx context.Context, monitor time.Duration) (json.Ra
 			// (its reply address no longer exists).
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: no reply in time (%v)", ErrTimeout, err)
+				return nil, &driverError{kind: ErrTimeout, msg: "no reply in time", err: err}
 			case m := <-pc.ch:
 				pc.ch <- m
 				continue
 			}
 		case <-monitorC:
-			return nil, fmt.Errorf("%w: call monitor timed out: no heartbeat for %v", ErrTimeout, monitor)
+			return nil, &driverError{kind: ErrTimeout, msg: fmt.Sprintf("call monitor timed out: no heartbeat for %v", monitor)}
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: no reply in time", ErrTimeout)
+			return nil, &driverError{kind: ErrTimeout, msg: "no reply in time"}
 		}
 	}
 }

@@ -279,17 +279,20 @@ func classifyDialError(host Host, mechs []string, err error) error {
 	var ae *amqp.Error
 	var ce *amqp.ConnError
 	msg := err.Error()
+	fail := func(what string) error {
+		return &fatalError{&driverError{kind: ErrDeliveryFailure, msg: host.Address() + ": " + what, err: err}}
+	}
 	switch {
 	case strings.Contains(msg, "no supported auth mechanism"):
-		return &fatalError{fmt.Errorf("%w: %s: SASL: no mechanism in common (amqp:unauthorized-access): this client may use %v, given sasl_mechanisms, the URL's credentials and ssl_cert_file: %w",
-			ErrDeliveryFailure, host.Address(), mechs, err)}
+		return fail(fmt.Sprintf("SASL: no mechanism in common (amqp:unauthorized-access): this client may use %v, given sasl_mechanisms, the URL's credentials and ssl_cert_file", mechs))
 	case errors.As(err, &ae) && ae.Condition == amqp.ErrCondUnauthorizedAccess,
 		errors.As(err, &ce) && ce.RemoteErr != nil && ce.RemoteErr.Condition == amqp.ErrCondUnauthorizedAccess,
 		strings.Contains(msg, "SASL"):
-		return &fatalError{fmt.Errorf("%w: %s: authentication failed (amqp:unauthorized-access) with SASL %v: %w",
-			ErrDeliveryFailure, host.Address(), mechs, err)}
+		return fail(fmt.Sprintf("authentication failed (amqp:unauthorized-access) with SASL %v", mechs))
 	case isTLSFailure(err):
-		return &fatalError{fmt.Errorf("%w: %s: TLS handshake failed: %w", ErrDeliveryFailure, host.Address(), err)}
+		return fail("TLS handshake failed")
+	case strings.Contains(msg, host.Address()):
+		return err // "dial tcp 127.0.0.1:5672: connect: connection refused" names the host
 	}
-	return fmt.Errorf("%s: %w", host.Address(), err)
+	return &driverError{msg: host.Address(), err: err}
 }

@@ -13,65 +13,243 @@ import (
 // means retry without limit, 0 means no retry.
 func Retries(n int) *int { return &n }
 
-// deliverError tells how a send failed: before the message was written (it may be
-// tried again without a duplicate) or after.
-type deliverError struct {
-	err     error
-	written bool
+// outgoing is one message for the send loop: where it goes, what it carries, how it
+// is settled, and what to do when it cannot go. The loop builds the AMQP message
+// again for every attempt, since the address depends on the connection's peer and a
+// call gets a new message-id each time.
+type outgoing struct {
+	// target and service give the address, worked out on each connection by its
+	// Addresser; to, if set, is a fixed address instead (a caller's reply address).
+	target  Target
+	service Service
+	to      string
+
+	body          any           // the amqp-value body (a JSON string); nil for none
+	ttl           time.Duration // header ttl; 0 for none
+	correlationID any           // properties.correlation-id (replies and heartbeats)
+
+	// call: each attempt gets a new message-id and the connection's reply address,
+	// and a pending call registered before it is written, for its reply.
+	call bool
+	// presettled: written settled, without waiting for an outcome.
+	presettled bool
+	// retry: how many failed attempts may be tried again; -1 means no limit.
+	retry int
+	// callerTimeout: the caller gave a timeout (a call), so running out of time is
+	// ErrTimeout (oslo's MessagingTimeout); otherwise ErrDeliveryFailure.
+	callerTimeout bool
 }
 
-func (e *deliverError) Error() string { return e.err.Error() }
-func (e *deliverError) Unwrap() error { return e.err }
+// message builds the AMQP message of one attempt to addr, with its message-id for a
+// call ("" otherwise).
+func (m *outgoing) message(addr, replyTo string) (*amqp.Message, string) {
+	msg := &amqp.Message{
+		Properties: &amqp.MessageProperties{To: &addr, CorrelationID: m.correlationID},
+		Value:      m.body,
+	}
+	if m.ttl > 0 {
+		msg.Header = &amqp.MessageHeader{TTL: m.ttl}
+	}
+	var id string
+	if m.call {
+		id = newUUIDHex() // a new message-id for every attempt, as Python
+		msg.Properties.MessageID = id
+		msg.Properties.ReplyTo = &replyTo
+	}
+	return msg, id
+}
 
-// deliver sends msg on the cached sender of addr and, unless pre-settled, waits for
-// the intermediary's outcome.
-func (c *connection) deliver(ctx context.Context, addr string, msg *amqp.Message, presettled bool) (amqp.DeliveryState, error) {
+// notSentInTime is the error of a send whose ctx ended before it went: ErrTimeout if
+// the caller gave a timeout, else ErrDeliveryFailure (controller.py:
+// SendTask._on_timeout), with why the last attempt failed.
+func (m *outgoing) notSentInTime(last error) error {
+	kind := ErrDeliveryFailure
+	if m.callerTimeout {
+		kind = ErrTimeout
+	}
+	return &driverError{kind: kind, msg: "not sent in time", err: last}
+}
+
+// errReleased is why an attempt failed when the intermediary gave the message back.
+var errReleased = errors.New("the intermediary released the message")
+
+// send delivers m as the Python driver's Controller does, one attempt per turn of
+// its loop, until the intermediary accepts it (or it is written pre-settled), it
+// fails for good, its retries run out or ctx ends. For a call it returns the pending
+// call of the accepted attempt, whose reply the caller then waits for.
+//
+// An attempt: (1) get a connection, waiting while the transport (re)connects; (2)
+// get the address's sender link, attaching it if needed; (3) write the message and,
+// unless pre-settled, wait for its outcome; (4) classify what happened:
+//
+//   - accepted (or written pre-settled): done;
+//   - released, or modified without delivery-failed or undeliverable-here: never
+//     forwarded, so resend after link_retry_delay;
+//   - rejected, modified as failed, no outcome: ErrDeliveryFailure;
+//   - written, then the link or connection failed before the outcome: it may have
+//     arrived, so ErrDeliveryFailure at once, without a retry;
+//   - not written because the connection was lost, or a connection attempt failed
+//     while waiting: again on the next connection, without link_retry_delay;
+//   - not written because the link failed or its attach was refused: again after
+//     link_retry_delay;
+//   - ctx ended: ErrTimeout or ErrDeliveryFailure (see notSentInTime).
+//
+// Each failed attempt that may be tried again uses one retry, in one place, at the
+// end of the loop; with none left the send fails with ErrDeliveryFailure "send
+// retries exhausted" and the last attempt's error.
+func (t *Transport) send(ctx context.Context, m *outgoing) (*pendingCall, error) {
+	retries := m.retry
+	var avoid *connection // a connection found lost, which the transport may still offer
+	for {
+		var failed error     // why this attempt failed, when another may follow
+		var afterDelay bool  // wait link_retry_delay before the next attempt
+		var ae *attemptError // a connection attempt failed while we waited
+		var nc *notConnectedError
+
+		// (1) A connection.
+		c, err := t.awaitConnection(ctx, avoid, retries >= 0)
+		switch {
+		case errors.As(err, &ae):
+			failed = ae
+		case errors.As(err, &nc):
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, &driverError{kind: ctx.Err(), err: nc} // cancelled
+			}
+			return nil, m.notSentInTime(nc)
+		case err != nil:
+			return nil, err // closed, or refused in a way no retry fixes
+		default:
+			addr := m.to
+			if addr == "" {
+				addr = c.addresser.Resolve(m.target, m.service)
+			}
+			msg, id := m.message(addr, c.replyAddr)
+			var pc *pendingCall
+			if m.call {
+				pc = c.register(id) // before writing: the reply may come quickly
+			}
+
+			// (2) and (3): the link, the transfer, the outcome.
+			state, written, err := c.transfer(ctx, addr, msg, m.presettled)
+
+			// (4) What happened.
+			var end error // how the send ends, when no other attempt follows
+			switch {
+			case err == nil && m.presettled:
+				return pc, nil
+			case err == nil:
+				resend, refused := outcome(state)
+				switch {
+				case refused != nil:
+					end = refused
+				case !resend:
+					return pc, nil // accepted
+				default:
+					failed, afterDelay = errReleased, true
+				}
+			case ctx.Err() != nil:
+				end = m.notSentInTime(err)
+			case written:
+				// In flight and unacknowledged when the link or connection failed:
+				// Python fails these at once, without a retry.
+				end = &driverError{kind: ErrDeliveryFailure, msg: "the message was written but no outcome came", err: err}
+			case connLost(err):
+				// Not written because the connection went: the next attempt waits for
+				// the new connection, as Python's pending sends do.
+				failed, avoid = err, c
+			default:
+				failed, afterDelay = err, true
+			}
+			if pc != nil {
+				c.unregister(id) // this attempt is over: a late reply to it is refused
+			}
+			if end != nil {
+				return nil, end
+			}
+		}
+
+		// Another attempt, if a retry is left.
+		if retries == 0 {
+			return nil, &driverError{kind: ErrDeliveryFailure, msg: "send retries exhausted", err: failed}
+		}
+		if retries > 0 {
+			retries--
+		}
+		if !afterDelay {
+			t.log.Debug("sending again on the next connection", "err", failed)
+			continue
+		}
+		t.log.Debug("resending", "err", failed, "after", t.opts.LinkRetryDelay)
+		select {
+		case <-ctx.Done():
+			return nil, m.notSentInTime(failed)
+		case <-t.stop:
+			return nil, ErrClosed
+		case <-time.After(t.opts.LinkRetryDelay):
+		}
+	}
+}
+
+// transfer sends msg on the cached sender link of addr (attaching it first if
+// needed) and, unless pre-settled, waits for the intermediary's outcome. written
+// tells whether a failure came after the message was written (it may have arrived,
+// so it must not be sent again).
+func (c *connection) transfer(ctx context.Context, addr string, msg *amqp.Message, presettled bool) (state amqp.DeliveryState, written bool, err error) {
 	select {
 	case <-c.conn.Done():
-		// Lost before anything was written: safe to try again on the next one.
-		return nil, &deliverError{err: errConnLost}
+		return nil, false, errConnLost // found lost before the transport noticed
 	default:
 	}
 	s, release, err := c.sender(ctx, addr)
 	if err != nil {
-		return nil, &deliverError{err: fmt.Errorf("attach sender to %q: %w", addr, err)}
+		return nil, false, &driverError{msg: fmt.Sprintf("attach sender to %q", addr), err: err}
 	}
 	defer release()
 	if presettled {
 		if err := s.Send(ctx, msg, &amqp.SendOptions{Settled: true}); err != nil {
 			c.forgetSenderOn(addr, s, err)
-			return nil, &deliverError{err: noCredit(ctx, addr, err)}
+			return nil, false, noCredit(ctx, addr, err)
 		}
-		return nil, nil
+		return nil, false, nil
 	}
 	receipt, err := s.SendWithReceipt(ctx, msg, nil)
 	if err != nil {
 		c.forgetSenderOn(addr, s, err)
-		return nil, &deliverError{err: noCredit(ctx, addr, err)}
+		return nil, false, noCredit(ctx, addr, err)
 	}
-	state, err := receipt.Wait(ctx)
+	state, err = receipt.Wait(ctx)
 	if err != nil {
 		c.forgetSenderOn(addr, s, err)
-		return nil, &deliverError{err: err, written: true}
+		return nil, true, err
 	}
-	return state, nil
+	return state, false, nil
 }
 
-// noCredit explains go-amqp's error for a send whose ctx ended while it waited for
-// credit (a local transfer-limit-exceeded): through a router, nobody consumes from
-// the address.
+// noCreditError explains go-amqp's error for a send whose ctx ended while it waited
+// for credit (a local transfer-limit-exceeded, which says nothing about the peer):
+// through a router, nobody consumes from the address.
+type noCreditError struct {
+	addr string
+	err  error
+}
+
+func (e *noCreditError) Error() string {
+	return fmt.Sprintf("the intermediary granted no credit to send to %q (no consumer?)", e.addr)
+}
+func (e *noCreditError) Unwrap() error { return e.err }
+
 func noCredit(ctx context.Context, addr string, err error) error {
 	var ae *amqp.Error
 	if ctx.Err() != nil && errors.As(err, &ae) && ae.Condition == amqp.ErrCondTransferLimitExceeded {
-		return fmt.Errorf("the intermediary granted no credit to send to %q (no consumer?)", addr)
+		return &noCreditError{addr: addr, err: err}
 	}
 	return err
 }
 
 // outcome maps the intermediary's answer as the Python driver does (controller.py,
 // Sender._send callback): accepted is success; released and a harmless modified mean
-// "never forwarded", so resend; anything else fails the send.
-func outcome(state amqp.DeliveryState) (resend bool, err error) {
+// "never forwarded", so resend; anything else is an ErrDeliveryFailure.
+func outcome(state amqp.DeliveryState) (resend bool, refused error) {
 	switch s := state.(type) {
 	case *amqp.StateAccepted:
 		return false, nil
@@ -79,122 +257,18 @@ func outcome(state amqp.DeliveryState) (resend bool, err error) {
 		return true, nil
 	case *amqp.StateModified:
 		if s.DeliveryFailed || s.UndeliverableHere {
-			return false, fmt.Errorf("%w: the message was modified (delivery-failed=%v, undeliverable-here=%v)", ErrDeliveryFailure, s.DeliveryFailed, s.UndeliverableHere)
+			return false, &driverError{kind: ErrDeliveryFailure,
+				msg: fmt.Sprintf("the message was modified (delivery-failed=%v, undeliverable-here=%v)", s.DeliveryFailed, s.UndeliverableHere)}
 		}
 		return true, nil
 	case *amqp.StateRejected:
+		e := &driverError{kind: ErrDeliveryFailure, msg: "the message was rejected"}
 		if s.Error != nil {
-			return false, fmt.Errorf("%w: the message was rejected: %s: %s", ErrDeliveryFailure, s.Error.Condition, s.Error.Description)
+			e.err = s.Error
 		}
-		return false, fmt.Errorf("%w: the message was rejected", ErrDeliveryFailure)
+		return false, e
 	}
-	return false, fmt.Errorf("%w: the message was settled without an outcome (%T)", ErrDeliveryFailure, state)
-}
-
-// sendSpec describes one logical send with its retry policy.
-type sendSpec struct {
-	presettled bool
-	retry      int  // -1: no limit
-	hasTTL     bool // a timeout was given: running out is ErrTimeout, else ErrDeliveryFailure
-	// build makes the address and message for a connection (addresses depend on the
-	// peer) and attempt (a call gets a new message-id each time).
-	build func(c *connection) (addr string, msg *amqp.Message, err error)
-	// sent is called after an accepted (or pre-settled) send.
-	sent func(c *connection) error
-	// abandon is called when an attempt is given up (to forget a pending call).
-	abandon func(c *connection)
-}
-
-// send runs spec until it succeeds, fails, runs out of retries or ctx ends.
-func (t *Transport) send(ctx context.Context, spec sendSpec) error {
-	retries := spec.retry
-	timedOut := func(last error) error {
-		kind := ErrDeliveryFailure
-		if spec.hasTTL {
-			kind = ErrTimeout
-		}
-		if last != nil {
-			return fmt.Errorf("%w: not sent in time: %v", kind, last)
-		}
-		return fmt.Errorf("%w: not sent in time", kind)
-	}
-	var last error
-	var avoid *connection // a connection found lost, which the transport may still offer
-	for {
-		var budget *int
-		if retries >= 0 {
-			budget = &retries
-		}
-		c, err := t.connectionAfter(ctx, budget, avoid)
-		if err != nil {
-			if errors.Is(err, ErrTimeout) {
-				return timedOut(err)
-			}
-			return err
-		}
-		addr, msg, err := spec.build(c)
-		if err != nil {
-			return err
-		}
-		state, err := c.deliver(ctx, addr, msg, spec.presettled)
-		resend := false
-		if err == nil && !spec.presettled {
-			resend, err = outcome(state)
-			if err != nil {
-				if spec.abandon != nil {
-					spec.abandon(c)
-				}
-				return err
-			}
-		}
-		if err == nil && !resend {
-			if spec.sent != nil {
-				return spec.sent(c)
-			}
-			return nil
-		}
-		if spec.abandon != nil {
-			spec.abandon(c)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return timedOut(err)
-			}
-			var de *deliverError
-			if errors.As(err, &de) && de.written {
-				// In flight and unacknowledged when the link or connection failed:
-				// Python fails these at once, without a retry.
-				return fmt.Errorf("%w: %v", ErrDeliveryFailure, err)
-			}
-			last = err
-		} else {
-			last = errors.New("the intermediary released the message")
-		}
-		if retries == 0 {
-			if resend {
-				return fmt.Errorf("%w: send retries exhausted (the intermediary released the message)", ErrDeliveryFailure)
-			}
-			return fmt.Errorf("%w: send retries exhausted: %v", ErrDeliveryFailure, last)
-		}
-		if retries > 0 {
-			retries--
-		}
-		if connLost(err) {
-			// Not written because the connection went: no link_retry_delay, the next
-			// attempt waits for the new connection (as Python's pending sends do).
-			t.log.Debug("resending on the next connection", "err", last)
-			avoid = c
-			continue
-		}
-		t.log.Debug("resending", "err", last, "after", t.opts.LinkRetryDelay)
-		select {
-		case <-ctx.Done():
-			return timedOut(last)
-		case <-t.stop:
-			return ErrClosed
-		case <-time.After(t.opts.LinkRetryDelay):
-		}
-	}
+	return false, &driverError{kind: ErrDeliveryFailure, msg: fmt.Sprintf("the message was settled without an outcome (%T)", state)}
 }
 
 // connLost reports a send error due to the connection's loss (rather than the link's

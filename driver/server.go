@@ -300,13 +300,12 @@ func (s *RPCServer) reply(replyTo string, corr any, result any, rerr error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.t.opts.DefaultReplyTimeout)
 	defer cancel()
-	err = s.t.send(ctx, sendSpec{
-		presettled: s.t.opts.PreSettledFor("rpc-reply"),
-		retry:      s.t.opts.DefaultReplyRetry,
-		build: func(c *connection) (string, *amqp.Message, error) {
-			to := replyTo
-			return to, &amqp.Message{Properties: &amqp.MessageProperties{CorrelationID: corr, To: &to}, Value: body}, nil
-		},
+	_, err = s.t.send(ctx, &outgoing{
+		to:            replyTo,
+		body:          body,
+		correlationID: corr,
+		presettled:    s.t.opts.PreSettledFor("rpc-reply"),
+		retry:         s.t.opts.DefaultReplyRetry,
 	})
 	if err != nil {
 		s.t.log.Warn("sending an RPC reply failed", "reply_to", replyTo, "err", err)
@@ -334,16 +333,12 @@ func (s *RPCServer) heartbeats(replyTo string, corr any, cmt float64) func() {
 			case <-tick.C:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), interval)
-			_ = s.t.send(ctx, sendSpec{
-				presettled: true,
-				retry:      0,
-				build: func(c *connection) (string, *amqp.Message, error) {
-					to := replyTo
-					return to, &amqp.Message{
-						Header:     &amqp.MessageHeader{TTL: time.Duration(cmt * float64(time.Second))},
-						Properties: &amqp.MessageProperties{CorrelationID: corr, To: &to},
-					}, nil
-				},
+			_, _ = s.t.send(ctx, &outgoing{
+				to:            replyTo,
+				ttl:           time.Duration(cmt * float64(time.Second)),
+				correlationID: corr,
+				presettled:    true,
+				retry:         0,
 			})
 			cancel()
 		}

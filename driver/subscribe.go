@@ -69,7 +69,7 @@ func (t *Transport) subscribe(s *subscription) error {
 	// Python's listen() does.
 	ctx, cancel := context.WithTimeout(context.Background(), subscribeWait)
 	defer cancel()
-	if _, err := t.connection(ctx, nil); err != nil && !errors.Is(err, ErrTimeout) {
+	if _, err := t.connection(ctx); err != nil && !errors.Is(err, ErrTimeout) {
 		t.unsubscribe(s)
 		return err
 	}

@@ -52,7 +52,7 @@ type Transport struct {
 	cur     *connection
 	ready   chan struct{} // closed when cur is usable; replaced when it is lost
 	attempt chan struct{} // closed after each failed connection attempt; replaced
-	lastErr error
+	lastErr error         // why the latest attempt failed or the connection was lost
 	// failStreak counts the connection attempts that failed in a row; lastFatal is
 	// the latest of them that retrying cannot fix. Callers fail fast once a whole
 	// round of the URL's hosts has failed and one of the attempts failed fatally.
@@ -158,7 +158,7 @@ func (t *Transport) PeerProduct() (product, version string, connected bool) {
 // Addresser returns the addresser of the current connection (legacy or routable as
 // decided from the peer), connecting first if needed.
 func (t *Transport) Addresser(ctx context.Context) (*Addresser, error) {
-	c, err := t.connection(ctx, nil)
+	c, err := t.connection(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -175,17 +175,51 @@ func (t *Transport) startLocked() {
 }
 
 // connection returns the live connection, starting the connection loop on first use
-// and waiting for it. A failure that retrying cannot fix fails at once once every
-// host has been tried. retries, when not nil, is the caller's retry budget: each
-// failed connection attempt it sees uses one, as each failed attempt uses one retry of
-// every pending send in Python; when none is left it fails with ErrDeliveryFailure.
-func (t *Transport) connection(ctx context.Context, retries *int) (*connection, error) {
-	return t.connectionAfter(ctx, retries, nil)
+// and waiting for it until ctx ends (an error wrapping ErrTimeout at its deadline, with
+// the last attempt's error). A failure that retrying cannot fix fails at once, once
+// every host has been tried.
+func (t *Transport) connection(ctx context.Context) (*connection, error) {
+	c, err := t.awaitConnection(ctx, nil, false)
+	var nc *notConnectedError
+	if errors.As(err, &nc) {
+		return nil, &driverError{kind: ctxErr(ctx), err: nc}
+	}
+	return c, err
 }
 
-// connectionAfter is connection, but never returns avoid (a connection the caller
-// found lost before the transport noticed): it waits for the next one.
-func (t *Transport) connectionAfter(ctx context.Context, retries *int, avoid *connection) (*connection, error) {
+// notConnectedError: ctx ended while waiting for a connection. last is the last
+// connection attempt's error (or the lost connection's), nil if there is none.
+type notConnectedError struct{ last error }
+
+func (e *notConnectedError) Error() string { return notConnectedText(e.last) }
+func (e *notConnectedError) Unwrap() error { return e.last }
+
+// attemptError: a connection attempt failed while a send waited for a connection,
+// which uses up one of the send's retries.
+type attemptError struct{ last error }
+
+func (e *attemptError) Error() string { return notConnectedText(e.last) }
+func (e *attemptError) Unwrap() error { return e.last }
+
+func notConnectedText(last error) string {
+	if last == nil {
+		return "not connected"
+	}
+	return "not connected: " + describe(last)
+}
+
+// awaitConnection returns the live connection, other than avoid (a connection the
+// caller found lost before the transport noticed), starting the connection loop on
+// first use and waiting for the transport to connect or reconnect. It fails with
+//
+//   - ErrClosed when the transport is closed;
+//   - a failure that retrying cannot fix (credentials, TLS, a peer that refuses the
+//     reply link) once every host of the URL has been tried, at once;
+//   - a *notConnectedError when ctx ends first;
+//   - with countAttempts, an *attemptError as soon as a connection attempt fails, so
+//     that the send loop counts it against its retries (in Python each failed
+//     attempt uses one retry of every pending send).
+func (t *Transport) awaitConnection(ctx context.Context, avoid *connection, countAttempts bool) (*connection, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -200,7 +234,7 @@ func (t *Transport) connectionAfter(ctx context.Context, retries *int, avoid *co
 			case <-t.stop:
 				return nil, ErrClosed
 			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: not connected: %v", ctxErr(ctx), errConnLost)
+				return nil, &notConnectedError{last: errConnLost}
 			}
 			t.mu.Lock()
 			continue
@@ -220,14 +254,11 @@ func (t *Transport) connectionAfter(ctx context.Context, retries *int, avoid *co
 		select {
 		case <-ready:
 		case <-attempt:
-			if retries != nil && *retries >= 0 {
-				*retries--
-				if *retries < 0 {
-					t.mu.Lock()
-					last := t.lastErr
-					t.mu.Unlock()
-					return nil, fmt.Errorf("%w: send retries exhausted: not connected: %v", ErrDeliveryFailure, last)
-				}
+			if countAttempts {
+				t.mu.Lock()
+				last := t.lastErr
+				t.mu.Unlock()
+				return nil, &attemptError{last: last}
 			}
 		case <-t.stop:
 			return nil, ErrClosed
@@ -235,10 +266,7 @@ func (t *Transport) connectionAfter(ctx context.Context, retries *int, avoid *co
 			t.mu.Lock()
 			last := t.lastErr
 			t.mu.Unlock()
-			if last != nil {
-				return nil, fmt.Errorf("%w: not connected: %v", ctxErr(ctx), last)
-			}
-			return nil, fmt.Errorf("%w: not connected", ctxErr(ctx))
+			return nil, &notConnectedError{last: last}
 		}
 		t.mu.Lock()
 	}
@@ -341,6 +369,10 @@ func (t *Transport) supervise() {
 		t.mu.Lock()
 		t.cur = nil
 		t.ready = make(chan struct{})
+		if err := c.conn.Err(); err != nil {
+			// Until an attempt fails, the reason a send is not connected.
+			t.lastErr = &driverError{msg: "connection to " + host.Address() + " lost", err: err}
+		}
 		closed := t.closed
 		t.mu.Unlock()
 		close(c.cleared)
@@ -396,7 +428,7 @@ func (t *Transport) dial(host Host) (*connection, error) {
 	sess, err := conn.NewSession(ctx, nil)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%s: begin: %w", host.Address(), err)
+		return nil, &driverError{msg: host.Address() + ": begin", err: err}
 	}
 	reply, err := sess.NewReceiver(ctx, "", &amqp.ReceiverOptions{
 		DynamicAddress: true,
@@ -468,7 +500,7 @@ func (c *connection) lost(err error) {
 	c.senders = map[string]*cachedSender{}
 	c.mu.Unlock()
 	for _, pc := range calls {
-		pc.fail(fmt.Errorf("%w: connection lost while waiting for the reply: %v", ErrTimeout, err))
+		pc.fail(&driverError{msg: "connection lost while waiting for the reply", err: err})
 	}
 }
 
