@@ -34,7 +34,7 @@ var cases = map[string]func(t T, h *Harness){
 	"DrainWithCreditEchoed":              drainWithCreditEchoed,
 	"DrainWithNoCreditNotAnswered":       drainWithNoCreditNotAnswered,
 	"ModifiedOutcome":                    modifiedOutcome,
-	"SettleModesEchoed":                  settleModesEchoed,
+	"SettleModesAnswered":                settleModesAnswered,
 	"IdleConnectionKeptAlive":            idleConnectionKeptAlive,
 	"BrokerExpiresTTL":                   brokerExpiresTTL,
 }
@@ -515,21 +515,6 @@ func modifiedOutcome(t T, h *Harness) {
 		t.Errorf("the message came back with header %+v, want delivery-count raised to 1", m.Header)
 	}
 	_ = rcv.AcceptMessage(caseContext(t), m)
-}
-
-// settleModesEchoed: the intermediary answers an attach with the settle modes asked
-// for (go-amqp refuses a link whose explicitly requested modes are not echoed): a
-// sender asking for settled, a receiver asking for second.
-func settleModesEchoed(t T, h *Harness) {
-	addr := h.queue("modes")
-	c := connect(t, h)
-	second := amqp.ReceiverSettleModeSecond
-	c.receiver(addr, &amqp.ReceiverOptions{Credit: 1, SettlementMode: &second})
-	settledMode := amqp.SenderSettleModeSettled
-	snd := c.sender(addr, &amqp.SenderOptions{SettlementMode: &settledMode})
-	if err := snd.Send(caseContext(t), text("settled link"), nil); err != nil {
-		t.Errorf("send on a settled link: %v", err)
-	}
 }
 
 // idleConnectionKeptAlive: a client that announces an idle time-out and then says

@@ -83,8 +83,9 @@ func creditWithoutConsumer(t T, h *Harness) {
 	for kind, addr := range addrs {
 		handles[kind], _ = c.senderLink(addr, wire.SenderSettleModeMixed)
 	}
+	flows := c.linkFlows(quietPeriod)
 	for kind, handle := range handles {
-		f := c.linkFlow(handle, quietPeriod)
+		f := flows[handle]
 		granted := f != nil && f.LinkCredit != nil && *f.LinkCredit > 0
 		switch {
 		case h.Kind == Router && granted:

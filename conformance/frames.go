@@ -20,6 +20,9 @@ type frames struct {
 	open  *wire.Open  // the intermediary's open
 	begin *wire.Begin // and its begin
 	next  uint32      // the next handle to use
+	// local maps the intermediary's handle of each link to the case's: flows and
+	// transfers from the intermediary carry its own.
+	local map[uint32]uint32
 	outID uint32      // the session's next outgoing transfer id
 	tag   uint64
 }
@@ -52,7 +55,7 @@ func dialFrames(t T, h *Harness) *frames {
 	if d, ok := caseContext(t).Deadline(); ok {
 		fc.Timeout = time.Until(d)
 	}
-	c := &frames{Conn: fc, t: t}
+	c := &frames{Conn: fc, t: t, local: map[uint32]uint32{}}
 	o := &wire.Open{ContainerID: "conformance-" + randomHex(), MaxFrameSize: 65536, ChannelMax: 15}
 	if u.User != nil {
 		pass, _ := u.User.Password()
@@ -84,6 +87,7 @@ func (c *frames) attach(a *wire.Attach) *wire.Attach {
 	if err != nil {
 		c.t.Fatalf("attach %s: %v", a.Name, err)
 	}
+	c.local[peer.Handle] = a.Handle
 	return peer
 }
 
@@ -116,7 +120,7 @@ func (c *frames) flow(handle, deliveryCount, credit uint32, drain bool) {
 	}
 }
 
-// linkFlow waits up to d for a flow about handle; nil when none comes.
+// linkFlow waits up to d for a flow about the case's handle; nil when none comes.
 func (c *frames) linkFlow(handle uint32, d time.Duration) *wire.Flow {
 	c.t.Helper()
 	deadline := time.Now().Add(d)
@@ -132,13 +136,38 @@ func (c *frames) linkFlow(handle uint32, d time.Duration) *wire.Flow {
 		if f.Body == nil {
 			return nil
 		}
-		if fl, ok := f.Body.(*wire.Flow); ok && fl.Handle != nil && *fl.Handle == handle {
+		if fl, ok := f.Body.(*wire.Flow); ok && fl.Handle != nil && c.local[*fl.Handle] == handle {
 			return fl
 		}
 		if _, ok := f.Body.(*wire.Flow); !ok {
 			c.t.Fatalf("waiting for a flow, got %s", frameclient.Describe(f))
 		}
 	}
+}
+
+// linkFlows reads the flows that come within d and returns the last one of each link,
+// by the case's handle.
+func (c *frames) linkFlows(d time.Duration) map[uint32]*wire.Flow {
+	c.t.Helper()
+	out := map[uint32]*wire.Flow{}
+	deadline := time.Now().Add(d)
+	for left := d; left > 0; left = time.Until(deadline) {
+		f, err := c.Quiet(left)
+		if err != nil {
+			c.t.Fatalf("waiting for flows: %v", err)
+		}
+		if f.Body == nil {
+			break
+		}
+		fl, ok := f.Body.(*wire.Flow)
+		if !ok {
+			c.t.Fatalf("waiting for flows, got %s", frameclient.Describe(f))
+		}
+		if fl.Handle != nil {
+			out[c.local[*fl.Handle]] = fl
+		}
+	}
+	return out
 }
 
 // transfer sends one message on handle, settled or not, and returns its delivery-id.

@@ -70,9 +70,13 @@ func (b *Broker) newTempLocked(l *engine.Link) *node {
 func (b *Broker) attach(l *engine.Link) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// qpidd answers rcv-settle-mode first whatever was asked; where it sends it keeps
+	// the sender settle mode asked for, where it receives it answers mixed.
 	if l.Role() == wire.RoleSender {
+		l.SetSettleModes(l.SenderSettleMode(), wire.ReceiverSettleModeFirst)
 		return b.attachConsumerLocked(l)
 	}
+	l.SetSettleModes(wire.SenderSettleModeMixed, wire.ReceiverSettleModeFirst)
 	return b.attachSenderLocked(l)
 }
 

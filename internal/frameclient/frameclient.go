@@ -34,6 +34,8 @@ type Conn struct {
 	nc  net.Conn
 	rd  *bufio.Reader
 	buf []byte
+	// held are flows Expect passed over, which Next and Quiet return first.
+	held []Frame
 }
 
 // Frame is one frame read from the peer.
@@ -134,8 +136,12 @@ func (c *Conn) write(typ byte, ch uint16, body wire.Marshaler, payload []byte) e
 	return c.WriteRaw(b)
 }
 
-// Next reads the next frame, skipping empty frames unless KeepEmpty is set.
+// Next reads the next frame, skipping empty frames unless KeepEmpty is set. Flows that
+// Expect passed over come first.
 func (c *Conn) Next() (Frame, error) {
+	if f, ok := c.unhold(); ok {
+		return f, nil
+	}
 	for {
 		f, err := c.next()
 		if err != nil || f.Body != nil || c.KeepEmpty {
@@ -183,6 +189,9 @@ func (c *Conn) next() (Frame, error) {
 // Quiet reports the first frame the peer sends within d, or (Frame{}, nil) when it sends
 // none (empty frames aside). A closed connection is an error.
 func (c *Conn) Quiet(d time.Duration) (Frame, error) {
+	if f, ok := c.unhold(); ok {
+		return f, nil
+	}
 	deadline := time.Now().Add(d)
 	for {
 		_ = c.nc.SetReadDeadline(deadline)
@@ -208,20 +217,38 @@ func (c *Conn) nextUntil() (Frame, error) {
 	return c.next()
 }
 
-// Expect reads frames until one of type T arrives on any channel and returns it,
-// skipping flows when T is not a flow (intermediaries send flows when they please).
-// Any other frame is an error that names it.
+func (c *Conn) unhold() (Frame, bool) {
+	if len(c.held) == 0 {
+		return Frame{}, false
+	}
+	f := c.held[0]
+	c.held = c.held[1:]
+	return f, true
+}
+
+// Expect reads frames until one of type T arrives on any channel and returns it. When
+// T is not a flow, flows that come first (intermediaries send them when they please)
+// are held for the next Next or Quiet. Any other frame is an error that names it.
 func Expect[T wire.Marshaler](c *Conn) (T, Frame, error) {
 	var zero T
+	if _, flows := any(zero).(*wire.Flow); flows {
+		if f, ok := c.unhold(); ok {
+			return f.Body.(T), f, nil
+		}
+	}
 	for {
-		f, err := c.Next()
+		f, err := c.next()
 		if err != nil {
 			return zero, f, fmt.Errorf("waiting for %T: %w", zero, err)
 		}
 		if v, ok := f.Body.(T); ok {
 			return v, f, nil
 		}
+		if f.Body == nil {
+			continue
+		}
 		if _, flow := f.Body.(*wire.Flow); flow {
+			c.held = append(c.held, f)
 			continue
 		}
 		return zero, f, fmt.Errorf("waiting for %T, got %s", zero, Describe(f))
