@@ -23,7 +23,7 @@ type frames struct {
 	// local maps the intermediary's handle of each link to the case's: flows and
 	// transfers from the intermediary carry its own.
 	local map[uint32]uint32
-	outID uint32      // the session's next outgoing transfer id
+	outID uint32 // the session's next outgoing transfer id
 	tag   uint64
 }
 
