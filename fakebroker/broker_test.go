@@ -83,7 +83,12 @@ func durable(body string) *amqp.Message {
 }
 
 // send sends messages and requires each to be accepted.
-func send(t *testing.T, s *amqp.Sender, msgs ...*amqp.Message) {
+// sender is a go-amqp sender or a presettled one.
+type sender interface {
+	Send(ctx context.Context, m *amqp.Message, opts *amqp.SendOptions) error
+}
+
+func send(t *testing.T, s sender, msgs ...*amqp.Message) {
 	t.Helper()
 	for _, m := range msgs {
 		require.NoError(t, s.Send(testCtx(t), m, nil))
