@@ -157,12 +157,16 @@ func (b *Broker) newServer() *engine.Server {
 		MaxFrameSize:        o.MaxFrameSize,
 		IdleTimeout:         o.IdleTimeout,
 		MaxMessageSize:      o.MaxMessageSize,
-		TLS:                 o.TLS,
-		RequireTLS:          o.RequireTLS,
-		Users:               o.Users,
-		DenyAnonymous:       o.DenyAnonymous,
-		AllowExternal:       o.AllowExternal,
-		Logger:              o.Logger.With("broker", o.ID),
+		// Announced only when set, as a policy's limit is; unset, the attach says 0
+		// (no limit) as the real one's does, and 64 MiB still applies.
+		AnnounceMaxMessageSize: o.MaxMessageSize > 0,
+		SessionWindow:          1<<31 - 1, // Proton's: link credit alone bounds transfers
+		TLS:                    o.TLS,
+		RequireTLS:             o.RequireTLS,
+		Users:                  o.Users,
+		DenyAnonymous:          o.DenyAnonymous,
+		AllowExternal:          o.AllowExternal,
+		Logger:                 o.Logger.With("broker", o.ID),
 	}
 	if o.Trace != nil {
 		eo.Trace = func(ev engine.TraceEvent) { o.Trace(newFrame(ev)) }

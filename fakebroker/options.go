@@ -85,7 +85,7 @@ type Options struct {
 	// IdleTimeout announced to clients: a client that sends nothing for this long is
 	// closed. Default: none.
 	IdleTimeout time.Duration
-	// MaxMessageSize bounds a message the broker accepts. Default: 64 MiB.
+	// MaxMessageSize bounds a message the broker accepts. Default: 64 MiB, not announced (the real one announces no limit).
 	MaxMessageSize int64
 
 	// TLS, if set, lets clients start TLS from the first byte or through the AMQP

@@ -45,7 +45,7 @@ type Options struct {
 	// IdleTimeout announced to clients: a client that sends nothing for this long is
 	// closed. Default: 16s, as qdrouterd's idleTimeoutSeconds. Negative disables it.
 	IdleTimeout time.Duration
-	// MaxMessageSize bounds a message the router accepts. Default: 64 MiB.
+	// MaxMessageSize bounds a message the router accepts. Default: 64 MiB, not announced (the real one announces no limit).
 	MaxMessageSize int64
 
 	// TLS, if set, lets clients start TLS from the first byte or through the AMQP

@@ -346,7 +346,7 @@ func TestBadInput(t *testing.T) {
 		},
 		{
 			name: "oversized-message",
-			opts: Options{MaxMessageSize: 1000},
+			opts: Options{MaxMessageSize: 1000, AnnounceMaxMessageSize: true},
 			script: func(t *testing.T, p *testPeer) {
 				p.open()
 				p.begin(0)

@@ -193,7 +193,7 @@ func TestGoAMQPSASLPlain(t *testing.T) {
 
 func TestGoAMQPMaxMessageSize(t *testing.T) {
 	p := newQueuePolicy()
-	_, url := startServer(t, p, &Options{MaxMessageSize: 1000})
+	_, url := startServer(t, p, &Options{MaxMessageSize: 1000, AnnounceMaxMessageSize: true})
 	ctx := ctxT(t)
 	conn := dial(t, url, nil)
 	sess, err := conn.NewSession(ctx, nil)

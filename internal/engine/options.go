@@ -33,11 +33,17 @@ type Options struct {
 	// long is closed with amqp:resource-limit-exceeded. The open frame announces half
 	// of it, as part 2.4.5 recommends. Zero means none. Default: 0.
 	IdleTimeout time.Duration
-	// MaxMessageSize bounds a message the server receives, announced in attach.
-	// Default: 64 MiB. Negative means no limit.
+	// MaxMessageSize bounds a message the server receives: a larger one closes its
+	// link with amqp:link:message-size-exceeded. Default: 64 MiB. Negative means no
+	// limit.
 	MaxMessageSize int64
+	// AnnounceMaxMessageSize puts MaxMessageSize in the attach frames where the server
+	// receives. Off, they carry max-message-size 0 (no limit), as qdrouterd's and
+	// qpidd's do unless a policy sets one.
+	AnnounceMaxMessageSize bool
 	// SessionWindow is the incoming window of each session, in transfer frames.
-	// Default: 5000.
+	// Default: 5000. Qpid Proton (so qdrouterd and qpidd) announces 2147483647 and
+	// relies on link credit alone.
 	SessionWindow uint32
 	// WriteTimeout bounds how long a write to a peer that stopped reading may block
 	// before the connection is dropped. Default: 30s.

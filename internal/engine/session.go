@@ -495,10 +495,10 @@ func (s *session) handleAttach(a *wire.Attach) error {
 		Source:        l.source,
 		Target:        l.target,
 	}
-	if l.role == wire.RoleSender {
-		zero := uint32(0)
-		reply.InitialDeliveryCount = &zero
-	} else if m := c.srv.opts.MaxMessageSize; m > 0 {
+	// Qpid Proton sets initial-delivery-count in every attach, whatever the role.
+	zero := uint32(0)
+	reply.InitialDeliveryCount = &zero
+	if m := c.srv.opts.MaxMessageSize; m > 0 && l.role == wire.RoleReceiver && c.srv.opts.AnnounceMaxMessageSize {
 		reply.MaxMessageSize = uint64(m)
 	}
 	if refusal != nil {
@@ -516,6 +516,16 @@ func (s *session) handleAttach(a *wire.Attach) error {
 		c.writeLocked(s.local, &wire.Detach{Handle: l.local, Closed: true, Error: we}, nil)
 		return nil
 	}
+	// An accepted link has both termini: a client's null target on a sending link
+	// (anonymous relay) is answered with an empty one, as Proton answers it, since a
+	// null terminus in the answer means a refusal (part 2.6.3).
+	if reply.Source == nil {
+		reply.Source = &wire.Source{}
+	}
+	if reply.Target == nil {
+		reply.Target = &wire.Target{}
+	}
+	reply.Source, reply.Target = withTerminusDefaults(reply.Source, reply.Target)
 	l.accepted = true
 	l.answered = true
 	c.writeLocked(s.local, reply, nil)
@@ -524,6 +534,22 @@ func (s *session) handleAttach(a *wire.Attach) error {
 		s.sendFlowLocked(l)
 	}
 	return nil
+}
+
+// withTerminusDefaults returns copies of the termini of an answering attach with the
+// expiry policy spelled out when it was left to its default, as Qpid Proton writes it.
+func withTerminusDefaults(src *wire.Source, tgt *wire.Target) (*wire.Source, *wire.Target) {
+	if src != nil && src.ExpiryPolicy == "" {
+		c := *src
+		c.ExpiryPolicy = wire.TerminusExpiryPolicySessionEnd
+		src = &c
+	}
+	if tgt != nil && tgt.ExpiryPolicy == "" {
+		c := *tgt
+		c.ExpiryPolicy = wire.TerminusExpiryPolicySessionEnd
+		tgt = &c
+	}
+	return src, tgt
 }
 
 func (s *session) handleDetach(dt *wire.Detach) error {
