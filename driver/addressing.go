@@ -82,7 +82,7 @@ type Addresser struct {
 	rpcExchange, notifyExchange                   string
 }
 
-// NewAddresser returns the addresser the Python driver picks for a connection
+// newAddresser returns the addresser the Python driver picks for a connection
 // (addressing.py:AddresserFactory.__call__, called from
 // controller.py:Controller.connection_active):
 //
@@ -97,7 +97,7 @@ type Addresser struct {
 // vhost is the transport URL's virtual host ("" for none); it goes into the
 // addresses only when o.PseudoVhost is set. The options are copied: later changes to
 // o do not affect the Addresser.
-func NewAddresser(o *Options, vhost string, peerProperties map[string]any) *Addresser {
+func newAddresser(o *Options, vhost string, peerProperties map[string]any) *Addresser {
 	a := &Addresser{}
 	if o.PseudoVhost {
 		a.vhost = vhost

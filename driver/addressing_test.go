@@ -27,7 +27,7 @@ func forcedAddresser(c addrCase) *Addresser {
 	if c.legacy {
 		o.AddressingMode = "legacy"
 	}
-	return NewAddresser(&o, c.vhost, nil)
+	return newAddresser(&o, c.vhost, nil)
 }
 
 // wireDocCases are the worked examples of docs/oslo-amqp1-wire.md §3.5, plus the
@@ -153,7 +153,7 @@ func TestAddresserExplicitPatterns(t *testing.T) {
 func TestAddresserOptionsCopied(t *testing.T) {
 	o := DefaultOptions()
 	o.AddressingMode = "legacy"
-	a := NewAddresser(&o, "", nil)
+	a := newAddresser(&o, "", nil)
 	o.GroupRequestPrefix = "changed"
 	o.ControlExchange = "changed"
 	if got := a.Anycast(Target{Topic: "t"}, ServiceRPC); got != "unicast.openstack.t" {
@@ -200,7 +200,7 @@ func TestAddresserModeDecision(t *testing.T) {
 		t.Run(fmt.Sprintf("%q/%v", c.mode, c.props), func(t *testing.T) {
 			o := DefaultOptions()
 			o.AddressingMode = c.mode
-			a := NewAddresser(&o, "", c.props)
+			a := newAddresser(&o, "", c.props)
 			if a.Legacy() != c.legacy {
 				t.Errorf("Legacy() = %v, want %v", a.Legacy(), c.legacy)
 			}
@@ -334,7 +334,7 @@ func TestAddresserMatchesPython(t *testing.T) {
 		t.Fatalf("python returned %d results for %d cases", len(got), len(goCases))
 	}
 	for i, c := range goCases {
-		a := NewAddresser(&c.o, c.vhost, c.props)
+		a := newAddresser(&c.o, c.vhost, c.props)
 		mine := pyResult{a.Legacy(), a.Resolve(c.target, c.svc), a.Unicast(c.target, c.svc), a.Multicast(c.target, c.svc), a.Anycast(c.target, c.svc)}
 		if mine != got[i] {
 			t.Errorf("case %d (mode %q, props %v, vhost %q, %+v, service %d):\n go     %+v\n python %+v",

@@ -147,12 +147,12 @@ var configCases = []struct {
 		"[oslo_messaging_amqp]\npre_settled = rpc-call,notify\npre_settled = Notify\n",
 		func(c *Config) bool {
 			return reflect.DeepEqual(c.Options.PreSettled, []string{"rpc-call,notify", "Notify"}) &&
-				c.Options.PreSettledFor("notify") && !c.Options.PreSettledFor("rpc-call")
+				c.Options.preSettledFor("notify") && !c.Options.preSettledFor("rpc-call")
 		}},
 	{"empty pre_settled pre-settles nothing",
 		"[oslo_messaging_amqp]\npre_settled =\n",
 		func(c *Config) bool {
-			return reflect.DeepEqual(c.Options.PreSettled, []string{""}) && !c.Options.PreSettledFor("rpc-cast")
+			return reflect.DeepEqual(c.Options.PreSettled, []string{""}) && !c.Options.preSettledFor("rpc-cast")
 		}},
 	{"new group beats the deprecated one, in either order",
 		"[amqp1]\nsasl_mechanisms = OLD\n[oslo_messaging_amqp]\nsasl_mechanisms = NEW\n[amqp1]\ntrace = true\nssl_ca_file = ca\n",

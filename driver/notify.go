@@ -100,7 +100,7 @@ func (n *Notifier) Notify(ctx context.Context, rpcCtx map[string]any, priority P
 			target:     target,
 			service:    ServiceNotify,
 			body:       body,
-			presettled: n.t.opts.PreSettledFor("notify"),
+			presettled: n.t.opts.preSettledFor("notify"),
 			retry:      retry,
 		})
 		if err != nil {

@@ -50,8 +50,8 @@ type Options struct {
 	// SASLConfigName is sasl_config_name (Cyrus SASL only); setting it turns SASL on.
 	// Default: "".
 	SASLConfigName string
-	// SASLDefaultRealm is sasl_default_realm: appended as "@realm" to a username that
-	// has no "@" (see SASLUser). Default: "".
+	// SASLDefaultRealm is sasl_default_realm: appended as "@realm" to a non-empty
+	// username that has no "@" (controller.py:Hosts.__init__). Default: "".
 	SASLDefaultRealm string
 
 	// ConnectionRetryInterval is connection_retry_interval: the first reconnect delay,
@@ -86,9 +86,10 @@ type Options struct {
 	// of idle sender links. Minimum 1s. Default: 600s.
 	DefaultSenderLinkTimeout time.Duration
 
-	// AddressingMode is addressing_mode: "legacy", "routable", or "dynamic" (choose
-	// from the peer's open frame, see NewAddresser). Any other string means routable,
-	// as in Python. Default: "dynamic".
+	// AddressingMode is addressing_mode: "legacy", "routable", or "dynamic" (legacy
+	// when the peer's open frame says product "qpid-cpp" or names no product,
+	// routable otherwise; see Transport.Addresser). Any other string, in any case,
+	// means routable, as in Python. Default: "dynamic".
 	AddressingMode string
 	// PseudoVhost is pseudo_vhost: put the URL's virtual host into every address
 	// (true) or send it as the open frame's hostname (false). Default: true.
@@ -138,8 +139,8 @@ type Options struct {
 
 	// PreSettled is pre_settled: the kinds of message sent pre-settled, among
 	// "rpc-call", "rpc-cast", "rpc-reply" and "notify" (matched in lower case; other
-	// values are ignored, Python only warns). See PreSettledFor. Default:
-	// ["rpc-cast", "rpc-reply"].
+	// values are ignored, Python only warns); a call-monitor heartbeat is always
+	// pre-settled. Default: ["rpc-cast", "rpc-reply"].
 	PreSettled []string
 
 	// ControlExchange is [DEFAULT] control_exchange, the exchange of targets that name
@@ -243,10 +244,10 @@ func (o *Options) Set(name, value string) error {
 	return s.setOne(o, value)
 }
 
-// PreSettledFor reports whether messages of kind ("rpc-call", "rpc-cast", "rpc-reply"
+// preSettledFor reports whether messages of kind ("rpc-call", "rpc-cast", "rpc-reply"
 // or "notify") are sent pre-settled, matching PreSettled in lower case as
 // impl_amqp1.py:ProtonDriver.__init__ does.
-func (o *Options) PreSettledFor(kind string) bool {
+func (o *Options) preSettledFor(kind string) bool {
 	kind = strings.ToLower(kind)
 	for _, p := range o.PreSettled {
 		if strings.ToLower(p) == kind {
@@ -256,10 +257,10 @@ func (o *Options) PreSettledFor(kind string) bool {
 	return false
 }
 
-// SASLUser returns the SASL user name for h: h.Username, with "@" and
+// saslUser returns the SASL user name for h: h.Username, with "@" and
 // SASLDefaultRealm appended when a realm is set and the username is not empty and
 // has no "@" (controller.py:Hosts.__init__).
-func (o *Options) SASLUser(h Host) string {
+func (o *Options) saslUser(h Host) string {
 	if o.SASLDefaultRealm != "" && h.Username != "" && !strings.Contains(h.Username, "@") {
 		return h.Username + "@" + o.SASLDefaultRealm
 	}

@@ -249,18 +249,18 @@ func TestValidate(t *testing.T) {
 func TestPreSettledFor(t *testing.T) {
 	o := DefaultOptions()
 	for kind, want := range map[string]bool{"rpc-cast": true, "rpc-reply": true, "RPC-Cast": true, "rpc-call": false, "notify": false} {
-		if got := o.PreSettledFor(kind); got != want {
-			t.Errorf("default PreSettledFor(%q) = %v, want %v", kind, got, want)
+		if got := o.preSettledFor(kind); got != want {
+			t.Errorf("default preSettledFor(%q) = %v, want %v", kind, got, want)
 		}
 	}
 	o.PreSettled = []string{"NOTIFY", "junk", " rpc-call"}
 	for kind, want := range map[string]bool{"notify": true, "rpc-call": false, "rpc-cast": false, "junk": true} {
-		if got := o.PreSettledFor(kind); got != want {
-			t.Errorf("PreSettledFor(%q) with %q = %v, want %v", kind, o.PreSettled, got, want)
+		if got := o.preSettledFor(kind); got != want {
+			t.Errorf("preSettledFor(%q) with %q = %v, want %v", kind, o.PreSettled, got, want)
 		}
 	}
 	o.PreSettled = nil
-	if o.PreSettledFor("rpc-cast") {
+	if o.preSettledFor("rpc-cast") {
 		t.Error("an empty pre_settled still pre-settles casts")
 	}
 }

@@ -74,7 +74,7 @@ func (c *RPCClient) Cast(ctx context.Context, rpcCtx map[string]any, method stri
 		target:     c.target,
 		service:    ServiceRPC,
 		body:       body,
-		presettled: c.t.opts.PreSettledFor("rpc-cast"),
+		presettled: c.t.opts.preSettledFor("rpc-cast"),
 		retry:      c.retry(),
 	})
 	if err != nil {
@@ -111,7 +111,7 @@ func (c *RPCClient) Call(ctx context.Context, rpcCtx map[string]any, method stri
 		body:          body,
 		ttl:           c.opts.Timeout,
 		call:          true,
-		presettled:    c.t.opts.PreSettledFor("rpc-call"),
+		presettled:    c.t.opts.preSettledFor("rpc-call"),
 		retry:         c.retry(),
 		callerTimeout: true,
 	})

@@ -50,7 +50,8 @@ func checkSASLMechanisms(o *Options) error {
 // (all when it is empty):
 //
 //   - EXTERNAL when a client certificate is configured (or sasl_mechanisms names it);
-//   - PLAIN when the host has a user name (the realm added, see Options.SASLUser);
+//   - PLAIN when the host has a user name (sasl_default_realm appended, see
+//     saslUser);
 //   - ANONYMOUS when PLAIN is not used.
 //
 // go-amqp takes the first of the server's offered mechanisms that is in the list; a
@@ -69,7 +70,7 @@ func (t *Transport) saslType(host Host) (amqp.SASLType, []string, error) {
 		names = append(names, "EXTERNAL")
 	}
 	if allowed("PLAIN") && host.Username != "" {
-		types = append(types, amqp.SASLTypePlain(o.SASLUser(host), host.Password))
+		types = append(types, amqp.SASLTypePlain(o.saslUser(host), host.Password))
 		names = append(names, "PLAIN")
 	}
 	if allowed("ANONYMOUS") && !slices.Contains(names, "PLAIN") {

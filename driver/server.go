@@ -304,7 +304,7 @@ func (s *RPCServer) reply(replyTo string, corr any, result any, rerr error) {
 		to:            replyTo,
 		body:          body,
 		correlationID: corr,
-		presettled:    s.t.opts.PreSettledFor("rpc-reply"),
+		presettled:    s.t.opts.preSettledFor("rpc-reply"),
 		retry:         s.t.opts.DefaultReplyRetry,
 	})
 	if err != nil {

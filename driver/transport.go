@@ -424,7 +424,7 @@ func (t *Transport) dial(host Host) (*connection, error) {
 		c.version = v
 	}
 	vhost := t.url.VirtualHost
-	c.addresser = NewAddresser(&t.opts, vhost, props)
+	c.addresser = newAddresser(&t.opts, vhost, props)
 	sess, err := conn.NewSession(ctx, nil)
 	if err != nil {
 		conn.Close()

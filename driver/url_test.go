@@ -227,7 +227,7 @@ func TestSASLUser(t *testing.T) {
 	for _, c := range cases {
 		o := DefaultOptions()
 		o.SASLDefaultRealm = c.realm
-		if got := o.SASLUser(Host{Username: c.user}); got != c.want {
+		if got := o.saslUser(Host{Username: c.user}); got != c.want {
 			t.Errorf("realm %q user %q: got %q, want %q", c.realm, c.user, got, c.want)
 		}
 	}
@@ -252,7 +252,7 @@ func TestApplyQuery(t *testing.T) {
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("got  %+v\nwant %+v", o, want)
 	}
-	if !o.PreSettledFor("notify") || o.PreSettledFor("rpc-cast") {
+	if !o.preSettledFor("notify") || o.preSettledFor("rpc-cast") {
 		t.Error("pre_settled from the query not applied")
 	}
 }
