@@ -194,13 +194,13 @@ func TestNotificationsOverRouter(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, l.Start())
 	t.Cleanup(func() { _ = l.Stop(context.Background()) })
-	require.NoError(t, r.WaitForPrefix(ctx, "openstack.org/om/notify/anycast/openstack/notifications.", len(driver.Priorities)))
+	require.NoError(t, r.WaitForPrefix(ctx, "openstack.org/om/notify/anycast/openstack/notifications.", len(driver.Priorities())))
 
 	n := driver.NewNotifier(newTransport(t, r.URL(), nil), &driver.NotifierOptions{PublisherID: "compute.host1"})
-	for _, p := range driver.Priorities {
+	for _, p := range driver.Priorities() {
 		require.NoError(t, n.Notify(ctx, map[string]any{"request_id": "req-1"}, p, "compute.instance.create", map[string]any{"p": string(p)}))
 	}
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(driver.Priorities) }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(driver.Priorities()) }, 10*time.Second, 10*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	seen := map[driver.Priority]bool{}
@@ -213,7 +213,7 @@ func TestNotificationsOverRouter(t *testing.T) {
 		require.Equal(t, string(x.Priority), payload["p"])
 		require.Equal(t, "req-1", x.Context["request_id"])
 	}
-	require.Len(t, seen, len(driver.Priorities))
+	require.Len(t, seen, len(driver.Priorities()))
 }
 
 func TestNotifyWithoutListenerOverRouterFails(t *testing.T) {
@@ -320,4 +320,12 @@ func TestBadURLAndOptionsNameTheField(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.True(t, strings.Contains(err.Error(), "no_such_option"), err.Error())
 	require.False(t, errors.Is(err, driver.ErrTimeout))
+}
+
+func TestPrioritiesReturnsACopy(t *testing.T) {
+	p := driver.Priorities()
+	require.Equal(t, []driver.Priority{driver.PriorityAudit, driver.PriorityDebug, driver.PriorityInfo, driver.PriorityWarn,
+		driver.PriorityError, driver.PriorityCritical, driver.PrioritySample}, p)
+	p[0] = "changed"
+	require.Equal(t, driver.PriorityAudit, driver.Priorities()[0], "a caller cannot change the driver's list")
 }

@@ -26,8 +26,11 @@ const (
 	PrioritySample   Priority = "sample"
 )
 
-// Priorities lists every priority.
-var Priorities = []Priority{PriorityAudit, PriorityDebug, PriorityInfo, PriorityWarn, PriorityError, PriorityCritical, PrioritySample}
+// allPriorities lists every priority, in oslo's order.
+var allPriorities = [...]Priority{PriorityAudit, PriorityDebug, PriorityInfo, PriorityWarn, PriorityError, PriorityCritical, PrioritySample}
+
+// Priorities returns every priority, in oslo's order (a new slice each time).
+func Priorities() []Priority { return append([]Priority(nil), allPriorities[:]...) }
 
 // NotifierOptions configure a Notifier.
 type NotifierOptions struct {
@@ -235,7 +238,7 @@ func newListener(t *Transport, targets []Target, h Handler, bh BatchHandler, opt
 		l.opts = *opts
 	}
 	if len(l.opts.Priorities) == 0 {
-		l.opts.Priorities = Priorities
+		l.opts.Priorities = Priorities()
 	}
 	for _, p := range l.opts.Priorities {
 		if !validPriority(p) {
@@ -259,7 +262,7 @@ func newListener(t *Transport, targets []Target, h Handler, bh BatchHandler, opt
 }
 
 func validPriority(p Priority) bool {
-	for _, q := range Priorities {
+	for _, q := range allPriorities {
 		if p == q {
 			return true
 		}

@@ -91,7 +91,7 @@ func TestNotificationListenerAfterRouterRestart(t *testing.T) {
 	require.NoError(t, l.Start())
 	t.Cleanup(func() { _ = l.Stop(context.Background()) })
 	const prefix = "openstack.org/om/notify/anycast/openstack/restart."
-	require.NoError(t, r.WaitForPrefix(ctx, prefix, len(driver.Priorities)))
+	require.NoError(t, r.WaitForPrefix(ctx, prefix, len(driver.Priorities())))
 	n := driver.NewNotifier(newTransport(t, r.URL(), named("ntf")), &driver.NotifierOptions{Topics: []string{"restart"}})
 	require.NoError(t, n.Warn(ctx, nil, "before", nil))
 	require.Equal(t, "before", (<-got).EventType)
@@ -100,7 +100,7 @@ func TestNotificationListenerAfterRouterRestart(t *testing.T) {
 		mark := maxConn(r)
 		require.NoError(t, r.Restart())
 		// The listener's links (one per priority) and both reply links are back.
-		waitRecovered(t, r, mark, map[string]int{"lis": len(driver.Priorities) + 1, "ntf": 1})
+		waitRecovered(t, r, mark, map[string]int{"lis": len(driver.Priorities()) + 1, "ntf": 1})
 	}
 	require.NoError(t, n.Error(ctx, nil, "after", map[string]any{"ok": true}))
 	x := <-got
