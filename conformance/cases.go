@@ -39,6 +39,17 @@ var cases = map[string]func(t T, h *Harness){
 	"BrokerExpiresTTL":                   brokerExpiresTTL,
 }
 
+func init() {
+	for _, more := range []map[string]func(T, *Harness){brokerCases, routerCases} {
+		for name, c := range more {
+			if _, dup := cases[name]; dup {
+				panic("conformance: two cases named " + name)
+			}
+			cases[name] = c
+		}
+	}
+}
+
 // CaseNames returns the names of the suite's cases, for harnesses that list
 // differences and for reports.
 func CaseNames() []string {
