@@ -68,8 +68,13 @@
 // sent as Python's builtins.RuntimeError, a *RemoteError as it is, and a panic is
 // recovered and sent as RuntimeError), *PeerError (the intermediary refused what oslo
 // needs) and *ConfigError (a bad URL, option or file, naming it). Use errors.Is and
-// errors.As; the underlying go-amqp, crypto/tls and crypto/x509 errors stay reachable
-// through errors.As.
+// errors.As: an error reaches both its sentinel and its cause, so the underlying
+// go-amqp errors (*amqp.Error with the peer's condition, *amqp.LinkError,
+// *amqp.ConnError), net, crypto/tls and crypto/x509 errors stay reachable. A send
+// that could not go because no connection could be made carries the last attempt's
+// error:
+//
+//	amqp1kit driver: call echo: messaging timeout: not sent in time: not connected: dial tcp 127.0.0.1:5672: connect: connection refused
 //
 // # Logging
 //
