@@ -33,7 +33,7 @@ var (
 // once, with the package's prefix once at the front:
 //
 //	amqp1kit driver: call echo: messaging timeout: not sent in time: not connected: dial tcp 127.0.0.1:5672: connect: connection refused
-//	\_ prefix        \_ op       \_ kind            \_ msg             \_ err (a *notConnectedError, itself wrapping the *net.OpError)
+//	\_ prefix        \_ op      \_ kind            \_ msg            \_ err (a *notConnectedError, itself wrapping the *net.OpError)
 //
 // Unwrap returns the sentinel and the underlying error, so that errors.Is reaches
 // the sentinel and errors.As the go-amqp, net or TLS error underneath.
