@@ -6,12 +6,26 @@
 //
 // Run writes the configuration to /etc/qpid-dispatch/qdrouterd.conf in the container
 // (where qdrouterd reads it) before the container starts, so the image is the caller's
-// choice: DefaultImage with a registry, or any image that reads that file — such as
-// amqp1kit's own fake router image, which the project's tests build locally.
+// choice, and every one of these reads that file:
 //
-//	ctr, err := qdrouterd.Run(ctx, qdrouterd.DefaultImage)
+//   - [LocalImage], the real qdrouterd 1.19.0 (the last release), which
+//     scripts/real-peers-image.sh builds from Apache's source release on Debian
+//     bookworm, with no registry: what the project's own tests run;
+//   - [DefaultImage], a public image of the real qdrouterd, for users with a registry;
+//   - [FakeImage], amqp1kit's own fake router (package fakerouter) FROM scratch, which
+//     the project's internal/fakeimage builds: the same configuration, a start in
+//     milliseconds, and the fake's documented differences.
+//
+// Run returns once the router completes a real AMQP 1.0 open and session begin on the
+// mapped port (Docker's port proxy accepts TCP before anything listens). The real
+// router is ready ~1 s after the container is created (2 cores).
+//
+//	ctr, err := qdrouterd.Run(ctx, qdrouterd.LocalImage)
 //	defer testcontainers.TerminateContainer(ctr)
 //	url, err := ctr.AMQPURL(ctx) // amqp://127.0.0.1:32771
+//
+// In a container of LocalImage, qdrouterd's management tools run beside the router:
+// docker exec CONTAINER qdstat -b 127.0.0.1:5672 -g.
 package qdrouterd
 
 import (
@@ -22,8 +36,23 @@ import (
 	"github.com/amqp1kit/amqp1kit/containers/internal/module"
 )
 
-// DefaultImage is a public qdrouterd image, for users with access to a registry.
-const DefaultImage = "quay.io/interconnectedcloud/qdrouterd:1.8.0"
+// LocalImage is the real qdrouterd 1.19.0 that scripts/real-peers-image.sh builds
+// locally (no registry): qdrouterd -c /etc/qpid-dispatch/qdrouterd.conf as user
+// qdrouterd, logs on stderr, qdstat and qdmanage on PATH.
+const LocalImage = "amqp1kit/qdrouterd:1.19.0"
+
+// DefaultImage is a public image of the real qdrouterd, for users with access to a
+// registry: Red Hat's interconnectedcloud build (github.com/interconnectedcloud/qdr-image)
+// of qpid-dispatch 1.17.1, the newest of its tags in public use that we know of (Eclipse
+// Hono's Helm chart deploys it), closer to 1.19.0 than the 1.8.0 often quoted (multicast
+// senders wait for credit since 1.10). Built with prefix /usr, it reads
+// /etc/qpid-dispatch/qdrouterd.conf when $QDROUTERD_CONF is unset, as Run leaves it.
+const DefaultImage = "quay.io/interconnectedcloud/qdrouterd:1.17.1"
+
+// FakeImage is amqp1kit's fake router in an image FROM scratch, which the project's
+// internal/fakeimage builds with the go command: it serves package fakerouter from the
+// same qdrouterd.conf on 0.0.0.0:5672.
+const FakeImage = "amqp1kit/fake-qdrouterd:dev"
 
 // ConfigPath is where qdrouterd reads its configuration.
 const ConfigPath = "/etc/qpid-dispatch/qdrouterd.conf"
@@ -103,9 +132,9 @@ func WithConfig(conf string) testcontainers.CustomizeRequestOption {
 }
 
 // Run starts image with the deployment guide's configuration (or WithConfig's) and
-// waits until the AMQP port accepts connections. The module's settings come first, so
-// opts can override them. On an error the container, if one was created, is returned
-// too, for the caller to terminate.
+// waits until the router completes an AMQP 1.0 open and session begin, for at most 2
+// minutes. The module's settings come first, so opts can override them. On an error the
+// container, if one was created, is returned too, for the caller to terminate.
 func Run(ctx context.Context, image string, opts ...testcontainers.ContainerCustomizer) (*Container, error) {
 	ctr, err := module.Run(ctx, "qdrouterd", image, ConfigPath, DefaultConfig, opts)
 	if ctr == nil {

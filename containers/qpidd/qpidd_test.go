@@ -20,45 +20,54 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// image builds amqp1kit's fake broker image, or skips (fails under CI=true).
-func image(t *testing.T) string {
-	fakeimage.BuildT(t)
-	return fakeimage.Broker
+// run starts the module on image, building the image if it is missing, or skips
+// (fails under CI=true) with the reason.
+func run(t *testing.T, ctx context.Context, image string, opts ...testcontainers.ContainerCustomizer) *qpidd.Container {
+	t.Helper()
+	return moduletest.Run(t, image, func() (*qpidd.Container, error) { return qpidd.Run(ctx, image, opts...) })
 }
 
-// The module runs an image that reads qpidd.conf where qpidd does; the fake broker's
-// image stores a notification sent to a unicast queue before any listener exists.
+// images are what the tests run: the real qpidd 1.39.0, and amqp1kit's fake broker
+// through the explicit FakeImage.
+var images = []string{qpidd.LocalImage, qpidd.FakeImage}
+
+// The module runs the image on the guide's configuration: the broker says it is qpidd,
+// and a notification sent to a unicast queue before any listener exists is stored, then
+// delivered.
 func TestRunStoresByTheGuidesPatterns(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ctr, err := qpidd.Run(ctx, image(t))
-	testcontainers.CleanupContainer(t, ctr)
-	require.NoError(t, err)
-	conn, sess := moduletest.Dial(t, ctx, ctr)
-	require.Equal(t, "qpid-cpp", conn.Properties()["product"])
-	addr := "unicast.openstack.notifications.info"
-	snd, err := sess.NewSender(ctx, addr, nil)
-	require.NoError(t, err)
-	require.NoError(t, snd.Send(ctx, amqp.NewMessage([]byte("stored")), nil), "the broker settles once stored")
-	rcv, err := sess.NewReceiver(ctx, addr, &amqp.ReceiverOptions{Credit: 1})
-	require.NoError(t, err)
-	m, err := rcv.Receive(ctx, nil)
-	require.NoError(t, err)
-	require.Equal(t, "stored", string(m.GetData()))
-	require.NoError(t, rcv.AcceptMessage(ctx, m))
+	for _, image := range images {
+		t.Run(image, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			conn, sess := moduletest.Dial(t, ctx, run(t, ctx, image))
+			require.Equal(t, "qpid-cpp", conn.Properties()["product"])
+			addr := "unicast.openstack.notifications.info"
+			snd, err := sess.NewSender(ctx, addr, nil)
+			require.NoError(t, err)
+			require.NoError(t, snd.Send(ctx, amqp.NewMessage([]byte("stored")), nil), "the broker settles once stored")
+			rcv, err := sess.NewReceiver(ctx, addr, &amqp.ReceiverOptions{Credit: 1})
+			require.NoError(t, err)
+			m, err := rcv.Receive(ctx, nil)
+			require.NoError(t, err)
+			require.Equal(t, "stored", string(m.GetData()))
+			require.NoError(t, rcv.AcceptMessage(ctx, m))
+		})
+	}
 }
 
 // WithConfig replaces the whole file: with no pattern for unicast, the broker refuses
 // the address, as qpidd refuses an address that names no node.
 func TestWithConfig(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ctr, err := qpidd.Run(ctx, image(t), qpidd.WithConfig("port=5672\nauth=no\nqueue-patterns=exclusive\n"))
-	testcontainers.CleanupContainer(t, ctr)
-	require.NoError(t, err)
-	_, sess := moduletest.Dial(t, ctx, ctr)
-	_, err = sess.NewSender(ctx, "unicast.openstack.notifications.info", nil)
-	require.Error(t, err, "no pattern makes a node for unicast")
-	_, err = sess.NewSender(ctx, "exclusive.openstack.topic.server", nil)
-	require.NoError(t, err)
+	for _, image := range images {
+		t.Run(image, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			ctr := run(t, ctx, image, qpidd.WithConfig("port=5672\nauth=no\nqueue-patterns=exclusive\n"))
+			_, sess := moduletest.Dial(t, ctx, ctr)
+			_, err := sess.NewSender(ctx, "unicast.openstack.notifications.info", nil)
+			require.Error(t, err, "no pattern makes a node for unicast")
+			_, err = sess.NewSender(ctx, "exclusive.openstack.topic.server", nil)
+			require.NoError(t, err)
+		})
+	}
 }

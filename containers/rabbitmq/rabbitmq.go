@@ -42,15 +42,9 @@ package rabbitmq
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
 	"strings"
-	"time"
 
-	amqp "github.com/Azure/go-amqp"
 	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/amqp1kit/amqp1kit/containers/internal/module"
 )
@@ -84,7 +78,7 @@ loopback_users = none
 `
 
 // StartupTimeout bounds how long Run waits for the broker to answer AMQP 1.0.
-const StartupTimeout = 2 * time.Minute
+const StartupTimeout = module.StartupTimeout
 
 // Container is a running RabbitMQ.
 type Container struct {
@@ -111,10 +105,6 @@ func Run(ctx context.Context, image string, opts ...testcontainers.ContainerCust
 			ContainerFilePath: EnabledPluginsPath,
 			FileMode:          0o644,
 		}),
-		testcontainers.WithWaitStrategyAndDeadline(StartupTimeout,
-			wait.ForListeningPort(AMQPPort),
-			amqpReady{port: AMQPPort, poll: 250 * time.Millisecond},
-		),
 	}
 	ctr, err := module.Run(ctx, "rabbitmq", image, ConfigPath, DefaultConfig, append(own, opts...))
 	if ctr == nil {
@@ -127,60 +117,4 @@ func Run(ctx context.Context, image string, opts ...testcontainers.ContainerCust
 // information (see the package documentation on authentication).
 func (c *Container) AMQPURL(ctx context.Context) (string, error) {
 	return module.AMQPURL(ctx, "rabbitmq", c.Container)
-}
-
-// amqpReady is a wait strategy: it succeeds once an AMQP 1.0 client (go-amqp, no SASL)
-// opens a connection to the mapped port and begins a session. Until the rabbitmq_amqp1_0
-// plugin is up, RabbitMQ closes the connection or answers with AMQP 0-9-1's header.
-type amqpReady struct {
-	port string
-	poll time.Duration
-}
-
-// WaitUntilReady polls until the broker answers AMQP 1.0, the container stops, or ctx
-// ends.
-func (s amqpReady) WaitUntilReady(ctx context.Context, target wait.StrategyTarget) error {
-	host, err := target.Host(ctx)
-	if err != nil {
-		return fmt.Errorf("AMQP 1.0 open: host: %w", err)
-	}
-	var last error
-	for {
-		last = s.try(ctx, target, host)
-		if last == nil {
-			return nil
-		}
-		state, err := target.State(ctx)
-		if err == nil && !state.Running {
-			return fmt.Errorf("AMQP 1.0 open: the container is %s (exit code %d); last attempt: %w", state.Status, state.ExitCode, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("AMQP 1.0 open: %w; last attempt: %w", ctx.Err(), last)
-		case <-time.After(s.poll):
-		}
-	}
-}
-
-func (s amqpReady) try(ctx context.Context, target wait.StrategyTarget, host string) error {
-	port, err := target.MappedPort(ctx, s.port)
-	if err != nil {
-		return err
-	}
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := amqp.Dial(actx, "amqp://"+net.JoinHostPort(host, port.Port()), nil)
-	if err != nil {
-		return err
-	}
-	sess, err := conn.NewSession(actx, nil)
-	if err == nil {
-		err = sess.Close(actx)
-	}
-	return errors.Join(err, conn.Close())
-}
-
-// String describes the strategy in testcontainers-go's messages.
-func (s amqpReady) String() string {
-	return "AMQP 1.0 open and session begin on " + s.port
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/testcontainers/testcontainers-go"
 
+	"github.com/amqp1kit/amqp1kit/containers/internal/moduletest"
 	"github.com/amqp1kit/amqp1kit/containers/rabbitmq"
 	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
 )
@@ -21,44 +22,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// image returns rabbitmq.LocalImage, built by scripts/rabbitmq-image.sh unless it
-// exists, or skips (fails under CI=true) with the reason.
-func image(t *testing.T) string {
-	fakeimage.BuildRabbitMQT(t)
-	return rabbitmq.LocalImage
-}
-
-// run starts the module on the local image and registers the container's termination.
+// run starts the module on rabbitmq.LocalImage, built by scripts/rabbitmq-image.sh
+// unless it exists, or skips (fails under CI=true) with the reason.
 func run(t *testing.T, ctx context.Context, opts ...testcontainers.ContainerCustomizer) *rabbitmq.Container {
 	t.Helper()
-	img := image(t)
-	start := time.Now()
-	ctr, err := rabbitmq.Run(ctx, img, opts...)
-	testcontainers.CleanupContainer(t, ctr)
-	if ctr != nil {
-		t.Cleanup(func() { logTail(t, ctr) }) // runs before the container's termination
-	}
-	require.NoError(t, err)
-	t.Logf("%s: start to ready (AMQP 1.0 open) in %v", img, time.Since(start).Round(10*time.Millisecond))
-	return ctr
-}
-
-// logTail logs the end of the broker's log when t failed.
-func logTail(t *testing.T, ctr *rabbitmq.Container) {
-	if !t.Failed() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rc, err := ctr.Logs(ctx)
-	if err != nil {
-		t.Logf("container logs: %v", err)
-		return
-	}
-	defer rc.Close()
-	b, _ := io.ReadAll(rc)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	t.Logf("the broker's log, last %d lines:\n%s", min(len(lines), 40), strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	return moduletest.Run(t, rabbitmq.LocalImage, func() (*rabbitmq.Container, error) {
+		return rabbitmq.Run(ctx, rabbitmq.LocalImage, opts...)
+	})
 }
 
 func url(t *testing.T, ctx context.Context, ctr *rabbitmq.Container) string {

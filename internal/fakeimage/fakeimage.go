@@ -1,17 +1,22 @@
-// Package fakeimage builds container images of amqp1kit's fakes on the local Docker
-// engine, for tests of the containers modules: no registry is needed. Each image holds
-// one static binary of cmd/amqp1kit, FROM scratch, that serves one fake from the real
-// intermediary's configuration file at the real intermediary's path, so that a module
-// which writes qdrouterd.conf or qpidd.conf for the real image drives the fake the same
-// way:
+// Package fakeimage builds, on the local Docker engine, the container images the tests
+// of the containers modules run: no registry is needed.
 //
-//   - Router ("amqp1kit/fake-qdrouterd:dev"): the fake router, reading
-//     /etc/qpid-dispatch/qdrouterd.conf, listening on 0.0.0.0:5672;
-//   - Broker ("amqp1kit/fake-qpidd:dev"): the fake broker, reading
-//     /etc/qpid/qpidd.conf, listening on 0.0.0.0:5672.
+// [Build] makes the images of amqp1kit's fakes: each holds one static binary of
+// cmd/amqp1kit, FROM scratch, that serves one fake from the real intermediary's
+// configuration file at the real intermediary's path, so that a module which writes
+// qdrouterd.conf or qpidd.conf for the real image drives the fake the same way:
+//
+//   - Router (containers/qdrouterd.FakeImage, "amqp1kit/fake-qdrouterd:dev"): the fake
+//     router, reading /etc/qpid-dispatch/qdrouterd.conf, listening on 0.0.0.0:5672;
+//   - Broker (containers/qpidd.FakeImage, "amqp1kit/fake-qpidd:dev"): the fake broker,
+//     reading /etc/qpid/qpidd.conf, listening on 0.0.0.0:5672.
 //
 // The binary is built with the go command of the running toolchain; the images are
 // rebuilt at most once per process.
+//
+// [BuildReal] and [BuildRabbitMQ] make the images of real intermediaries with the
+// project's scripts, unless they exist: Qdrouterd and Qpidd (the real qdrouterd 1.19.0
+// and qpidd 1.39.0, scripts/real-peers-image.sh) and RabbitMQ (scripts/rabbitmq-image.sh).
 package fakeimage
 
 import (
@@ -20,17 +25,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/amqp1kit/amqp1kit/containers/qdrouterd"
+	"github.com/amqp1kit/amqp1kit/containers/qpidd"
+	"github.com/amqp1kit/amqp1kit/containers/rabbitmq"
 	"github.com/amqp1kit/amqp1kit/internal/modroot"
 	"github.com/amqp1kit/amqp1kit/internal/peers"
 )
 
 // The images Build makes.
 const (
-	Router = "amqp1kit/fake-qdrouterd:dev"
-	Broker = "amqp1kit/fake-qpidd:dev"
+	Router = qdrouterd.FakeImage
+	Broker = qpidd.FakeImage
 )
 
 // The configuration files the images read, where qdrouterd and qpidd read theirs.
@@ -62,41 +71,66 @@ func BuildT(t testing.TB) {
 
 // RabbitMQ is the image scripts/rabbitmq-image.sh builds from Debian packages:
 // RabbitMQ 3.10 with the AMQP 1.0 plugin (containers/rabbitmq.LocalImage).
-const RabbitMQ = "amqp1kit/rabbitmq-amqp1:3.10"
+const RabbitMQ = rabbitmq.LocalImage
 
-var rabbitBuild struct {
-	once sync.Once
-	err  error
+// The images scripts/real-peers-image.sh builds: the real qdrouterd 1.19.0 and qpidd
+// 1.39.0, from Apache's source releases (containers/qdrouterd.LocalImage and
+// containers/qpidd.LocalImage).
+const (
+	Qdrouterd = qdrouterd.LocalImage
+	Qpidd     = qpidd.LocalImage
+)
+
+// scriptBuild is an image build by one of the project's scripts, done once per process.
+type scriptBuild struct {
+	script string   // relative to the module root
+	images []string // what it builds; all there: nothing to do
+	once   sync.Once
+	err    error
 }
 
-// BuildRabbitMQ builds the RabbitMQ image with scripts/rabbitmq-image.sh unless it
-// exists (~45 s with debootstrap; a no-op afterwards), once per process.
-func BuildRabbitMQ() error {
-	rabbitBuild.once.Do(func() { rabbitBuild.err = buildRabbitMQ() })
-	return rabbitBuild.err
+var (
+	rabbitBuild = &scriptBuild{script: "scripts/rabbitmq-image.sh", images: []string{RabbitMQ}}
+	realBuild   = &scriptBuild{script: "scripts/real-peers-image.sh", images: []string{Qdrouterd, Qpidd}}
+)
+
+func (b *scriptBuild) run() error {
+	b.once.Do(func() { b.err = b.build() })
+	return b.err
 }
 
-func buildRabbitMQ() error {
+func (b *scriptBuild) build() error {
 	if err := DockerAvailable(); err != nil {
 		return err
 	}
-	if exec.Command("docker", "image", "inspect", RabbitMQ).Run() == nil {
+	missing := false
+	for _, img := range b.images {
+		if exec.Command("docker", "image", "inspect", img).Run() != nil {
+			missing = true
+		}
+	}
+	if !missing {
 		return nil
 	}
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		if _, serr := os.Stat("/usr/sbin/debootstrap"); serr != nil {
-			return fmt.Errorf("%s is not built and there is no debootstrap to build it (apt-get install debootstrap; scripts/test.sh does)", RabbitMQ)
+			return fmt.Errorf("%s: not built, and there is no debootstrap to build them (apt-get install debootstrap; scripts/test.sh does)",
+				strings.Join(b.images, ", "))
 		}
 	}
-	script, err := modroot.File("scripts/rabbitmq-image.sh")
+	script, err := modroot.File(b.script)
 	if err != nil {
 		return fmt.Errorf("fakeimage: %w", err)
 	}
 	if out, err := exec.Command("bash", script).CombinedOutput(); err != nil {
-		return fmt.Errorf("bash scripts/rabbitmq-image.sh: %v\n%s", err, out)
+		return fmt.Errorf("bash %s: %v\n%s", b.script, err, out)
 	}
 	return nil
 }
+
+// BuildRabbitMQ builds the RabbitMQ image with scripts/rabbitmq-image.sh unless it
+// exists (~80 s with debootstrap; a no-op afterwards), once per process.
+func BuildRabbitMQ() error { return rabbitBuild.run() }
 
 // BuildRabbitMQT is BuildRabbitMQ for a test: it skips t with the reason, or fails it
 // under CI=true.
@@ -104,6 +138,45 @@ func BuildRabbitMQT(t testing.TB) {
 	t.Helper()
 	if err := BuildRabbitMQ(); err != nil {
 		peers.Missing(t, "no RabbitMQ image to run: %v", err)
+	}
+}
+
+// BuildReal builds the images of the real qdrouterd and qpidd with
+// scripts/real-peers-image.sh unless both exist, once per process: ~1 min with
+// debootstrap when the programs are built (scripts/real-peers.sh build all), plus
+// the programs' own build (~7 min on 2 cores) when they are not.
+func BuildReal() error { return realBuild.run() }
+
+// BuildRealT is BuildReal for a test: it skips t with the reason, or fails it under
+// CI=true.
+func BuildRealT(t testing.TB) {
+	t.Helper()
+	if err := BuildReal(); err != nil {
+		peers.Missing(t, "no image of the real qdrouterd and qpidd to run: %v", err)
+	}
+}
+
+// BuildFor builds image if it is one of those this package knows how to build (Router,
+// Broker, Qdrouterd, Qpidd, RabbitMQ), as Build, BuildReal or BuildRabbitMQ do; another
+// image is the caller's to provide (nil).
+func BuildFor(image string) error {
+	switch image {
+	case Router, Broker:
+		return Build()
+	case Qdrouterd, Qpidd:
+		return BuildReal()
+	case RabbitMQ:
+		return BuildRabbitMQ()
+	}
+	return nil
+}
+
+// BuildForT is BuildFor for a test: it skips t with the reason, or fails it under
+// CI=true.
+func BuildForT(t testing.TB, image string) {
+	t.Helper()
+	if err := BuildFor(image); err != nil {
+		peers.Missing(t, "no image %s to run: %v", image, err)
 	}
 }
 
