@@ -2,7 +2,9 @@ package conformance_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,69 +15,82 @@ import (
 	"github.com/amqp1kit/amqp1kit/containers/qpidd"
 	"github.com/amqp1kit/amqp1kit/containers/rabbitmq"
 	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
 )
 
 // TestContainers runs the suite against intermediaries started by the containers
 // modules, each writing its real configuration file as the deployment guide says. No
 // image can be pulled here, so the images are built locally (internal/fakeimage):
-// amqp1kit's fakes for qdrouterd and qpidd (AMQP1KIT_QDROUTERD_IMAGE and
-// AMQP1KIT_QPIDD_IMAGE name other images, qdrouterd.DefaultImage and qpidd.DefaultImage
-// with a registry), and a real RabbitMQ 3.10 from Debian packages.
+//
+//   - the real qdrouterd 1.19.0 and qpidd 1.39.0 (the modules' LocalImage, from
+//     scripts/real-peers-image.sh), the modules' defaults; AMQP1KIT_QDROUTERD_IMAGE and
+//     AMQP1KIT_QPIDD_IMAGE name other images (qdrouterd.DefaultImage and
+//     qpidd.DefaultImage with a registry);
+//   - amqp1kit's fakes in their own images, through the explicit FakeImage;
+//   - a real RabbitMQ 3.10 from Debian packages.
+//
+// The fakes and RabbitMQ must pass every case (or show their documented differences).
+// Against the real qdrouterd and qpidd the suite is a survey for now: their report is
+// logged and not required to be all-pass, while the cases and the fakes are brought in
+// line with what the real programs do (the program wins).
 func TestContainers(t *testing.T) {
 	t.Parallel()
-	routerImage, brokerImage := os.Getenv("AMQP1KIT_QDROUTERD_IMAGE"), os.Getenv("AMQP1KIT_QPIDD_IMAGE")
-	if routerImage == "" || brokerImage == "" {
-		if err := fakeimage.Build(); err != nil {
-			peers.Missing(t, "no images to run: %v", err)
-		}
-	}
-	if routerImage == "" {
-		routerImage = fakeimage.Router
-	}
-	if brokerImage == "" {
-		brokerImage = fakeimage.Broker
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	modules := []struct {
-		name string
-		run  func(t *testing.T) (testcontainers.Container, func(context.Context) (string, error), error)
-		kind func(name, url string) conformance.Harness
-	}{
-		{"qdrouterd (" + routerImage + ")", func(t *testing.T) (testcontainers.Container, func(context.Context) (string, error), error) {
-			c, err := qdrouterd.Run(ctx, routerImage)
-			if c == nil {
-				return nil, nil, err
-			}
-			return c, c.AMQPURL, err
-		}, conformance.RouterAt},
-		{"qpidd (" + brokerImage + ")", func(t *testing.T) (testcontainers.Container, func(context.Context) (string, error), error) {
-			c, err := qpidd.Run(ctx, brokerImage)
-			if c == nil {
-				return nil, nil, err
-			}
-			return c, c.AMQPURL, err
-		}, conformance.BrokerAt},
-		{"rabbitmq (" + rabbitmq.LocalImage + ")", func(t *testing.T) (testcontainers.Container, func(context.Context) (string, error), error) {
-			fakeimage.BuildRabbitMQT(t)
-			c, err := rabbitmq.Run(ctx, rabbitmq.LocalImage)
-			if c == nil {
-				return nil, nil, err
-			}
-			return c, c.AMQPURL, err
-		}, func(name, url string) conformance.Harness {
-			h := conformance.BrokerAt(name, url)
-			h.Queue = func(n string) string { return "/queue/" + n }
-			h.Topic = func(n string) string { return "/topic/" + n }
-			h.Differences = rabbitMQDifferences
-			return h
-		}},
+	type module struct {
+		name   string
+		image  string
+		run    func(image string) (testcontainers.Container, func(context.Context) (string, error), error)
+		kind   func(name, url string) conformance.Harness
+		survey bool // log the report, do not require all-pass
+	}
+	runQdrouterd := func(image string) (testcontainers.Container, func(context.Context) (string, error), error) {
+		c, err := qdrouterd.Run(ctx, image)
+		if c == nil {
+			return nil, nil, err
+		}
+		return c, c.AMQPURL, err
+	}
+	runQpidd := func(image string) (testcontainers.Container, func(context.Context) (string, error), error) {
+		c, err := qpidd.Run(ctx, image)
+		if c == nil {
+			return nil, nil, err
+		}
+		return c, c.AMQPURL, err
+	}
+	realRouter := module{"qdrouterd 1.19.0 (container)", qdrouterd.LocalImage, runQdrouterd, conformance.RouterAt, true}
+	if img := os.Getenv("AMQP1KIT_QDROUTERD_IMAGE"); img != "" {
+		realRouter.name, realRouter.image = "qdrouterd ("+img+")", img
+	}
+	realBroker := module{"qpidd 1.39.0 (container)", qpidd.LocalImage, runQpidd, conformance.BrokerAt, true}
+	if img := os.Getenv("AMQP1KIT_QPIDD_IMAGE"); img != "" {
+		realBroker.name, realBroker.image = "qpidd ("+img+")", img
+	}
+	modules := []module{
+		realRouter,
+		realBroker,
+		{"qdrouterd (" + qdrouterd.FakeImage + ")", qdrouterd.FakeImage, runQdrouterd, conformance.RouterAt, false},
+		{"qpidd (" + qpidd.FakeImage + ")", qpidd.FakeImage, runQpidd, conformance.BrokerAt, false},
+		{"rabbitmq (" + rabbitmq.LocalImage + ")", rabbitmq.LocalImage,
+			func(image string) (testcontainers.Container, func(context.Context) (string, error), error) {
+				c, err := rabbitmq.Run(ctx, image)
+				if c == nil {
+					return nil, nil, err
+				}
+				return c, c.AMQPURL, err
+			},
+			func(name, url string) conformance.Harness {
+				h := conformance.BrokerAt(name, url)
+				h.Queue = func(n string) string { return "/queue/" + n }
+				h.Topic = func(n string) string { return "/topic/" + n }
+				h.Differences = rabbitMQDifferences
+				return h
+			}, false},
 	}
 	for _, m := range modules {
 		t.Run(m.name, func(t *testing.T) {
-			ctr, amqpURL, err := m.run(t)
+			fakeimage.BuildForT(t, m.image)
+			ctr, amqpURL, err := m.run(m.image)
 			testcontainers.CleanupContainer(t, ctr)
 			if err != nil {
 				t.Fatal(err)
@@ -84,9 +99,31 @@ func TestContainers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			requireAllPass(t, conformance.Run(t, func(*testing.T) conformance.Harness {
-				return m.kind(m.name+" module", url)
-			}))
+			results := conformance.Run(t, func(*testing.T) conformance.Harness {
+				return m.kind(m.name, url)
+			})
+			if m.survey {
+				t.Logf("%s, surveyed (not required to pass every case): %s", m.name, tally(results))
+				return
+			}
+			requireAllPass(t, results)
 		})
 	}
+}
+
+// tally counts results by outcome: "12 pass, 3 fail, 2 skip".
+func tally(results []conformance.Result) string {
+	counts := map[string]int{}
+	var order []string
+	for _, r := range results {
+		if counts[r.Outcome] == 0 {
+			order = append(order, r.Outcome)
+		}
+		counts[r.Outcome]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, o := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[o], o))
+	}
+	return strings.Join(parts, ", ")
 }
