@@ -320,9 +320,10 @@ func cmpBool(x, y bool) int {
 	return 1
 }
 
-// canonical sorts each run of consecutive flow and disposition frames of a lane, so
-// that their interleaving (which depends on timing, not on behaviour) does not
-// count.
+// canonical sorts each run of consecutive flow and disposition frames one side sent
+// in a lane, so that their order within the run (which depends on timing, not on
+// behaviour) does not count. Frames that crossed frames of the other side at
+// another moment are found by alignLane as moved.
 func canonical(fs []Frame) []Frame {
 	out := append([]Frame(nil), fs...)
 	free := func(f Frame) bool { return f.Type == "flow" || f.Type == "disposition" }
@@ -332,13 +333,10 @@ func canonical(fs []Frame) []Frame {
 			continue
 		}
 		j := i
-		for j < len(out) && free(out[j]) {
+		for j < len(out) && free(out[j]) && out[j].Dir == out[i].Dir {
 			j++
 		}
 		slices.SortStableFunc(out[i:j], func(x, y Frame) int {
-			if x.Dir != y.Dir {
-				return int(x.Dir) - int(y.Dir)
-			}
 			return strings.Compare(compareKey(x), compareKey(y))
 		})
 		i = j

@@ -92,7 +92,7 @@ func (e *Env) Dial(ctx context.Context, opts *amqp.ConnOptions) (*amqp.Conn, err
 	if o.HostName == "" {
 		o.HostName = "127.0.0.1"
 	}
-	c, err := amqp.NewConn(ctx, &gracefulConn{TCPConn: nc.(*net.TCPConn), linger: e.opts.step()}, &o)
+	c, err := amqp.NewConn(ctx, &gracefulConn{TCPConn: nc.(*net.TCPConn), linger: e.opts.step(), p: e.p}, &o)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -101,18 +101,25 @@ func (e *Env) Dial(ctx context.Context, opts *amqp.ConnOptions) (*amqp.Conn, err
 	return c, nil
 }
 
-// gracefulConn closes by half-closing and waiting for the other side's end.
+// gracefulConn closes by waiting for the intermediary's close frame, then
+// half-closing and waiting for the other side's end.
 type gracefulConn struct {
 	*net.TCPConn
 	linger time.Duration
+	p      *proxy
 	once   sync.Once
 	err    error
 }
 
-// Close sends FIN, reads (and drops) what still comes until the other side closes or
-// the linger time passes, then closes the socket.
+// Close waits (for the linger time at most) until the intermediary has answered the
+// close frame go-amqp wrote before calling it, sends FIN, reads (and drops) what
+// still comes until the other side closes or the linger time passes, then closes
+// the socket. (An intermediary may drop a connection on FIN without sending close.)
 func (g *gracefulConn) Close() error {
 	g.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), g.linger)
+		g.p.awaitPeerClose(ctx, g.TCPConn.LocalAddr().String())
+		cancel()
 		if err := g.TCPConn.CloseWrite(); err == nil {
 			_ = g.TCPConn.SetReadDeadline(time.Now().Add(g.linger))
 			buf := make([]byte, 4096)

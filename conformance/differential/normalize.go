@@ -259,8 +259,8 @@ func kindOf(v string) string {
 }
 
 var (
-	uuidRE    = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
-	alnumRunRE = regexp.MustCompile(`<[^<>]*>|[A-Za-z0-9]+`)
+	uuidRE     = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
+	alnumRunRE = regexp.MustCompile(`<[^<>]*>|[A-Za-z0-9+=]+`)
 )
 
 // shape shows how a generated address is built: known names replaced by their tokens
@@ -280,20 +280,31 @@ func (n *normalizer) shape(addr string) string {
 // looksGenerated reports whether a run of letters and digits looks made up by a
 // program rather than written by a person.
 func looksGenerated(run string) bool {
-	var letters, digits int
+	var letters, digits, upper, lower, other int
 	for _, r := range run {
-		if r >= '0' && r <= '9' {
+		switch {
+		case r >= '0' && r <= '9':
 			digits++
-		} else {
+		case r >= 'A' && r <= 'Z':
 			letters++
+			upper++
+		case r >= 'a' && r <= 'z':
+			letters++
+			lower++
+		default:
+			other++
 		}
 	}
 	switch {
 	case len(run) >= 16:
 		return true
+	case other > 0 && len(run) >= 6: // base64's + and =
+		return true
 	case digits > 0 && letters > 0 && len(run) >= 6:
 		return true
 	case letters == 0 && len(run) >= 6:
+		return true
+	case upper > 0 && lower > 0 && len(run) >= 10:
 		return true
 	}
 	return false

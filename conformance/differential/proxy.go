@@ -48,6 +48,8 @@ type proxy struct {
 	last     time.Time // when the last record was made
 	closed   bool
 	dialErrs []string
+	byAddr   map[string]int // a client's address -> its connection number
+	ended    map[int]bool   // connections whose both directions have ended
 
 	wg sync.WaitGroup
 }
@@ -58,7 +60,8 @@ func startProxy(target string) (*proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("differential: proxy listen: %w", err)
 	}
-	p := &proxy{ln: ln, target: target, open: map[net.Conn]struct{}{}, last: time.Now()}
+	p := &proxy{ln: ln, target: target, open: map[net.Conn]struct{}{}, last: time.Now(),
+		byAddr: map[string]int{}, ended: map[int]bool{}}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
@@ -84,6 +87,7 @@ func (p *proxy) accept() {
 		p.conns++
 		n := p.conns
 		p.open[c] = struct{}{}
+		p.byAddr[c.RemoteAddr().String()] = n
 		p.wg.Add(1)
 		p.mu.Unlock()
 		go p.serve(n, c)
@@ -94,6 +98,12 @@ func (p *proxy) accept() {
 func (p *proxy) serve(n int, client net.Conn) {
 	defer p.wg.Done()
 	defer p.forget(client)
+	defer func() {
+		p.mu.Lock()
+		p.ended[n] = true
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}()
 	server, err := net.DialTimeout("tcp", p.target, 10*time.Second)
 	if err != nil {
 		p.add(record{conn: n, dir: FromPeer, problem: "proxy could not connect to the intermediary: " + err.Error()})
@@ -220,6 +230,34 @@ func (p *proxy) await(ctx context.Context, from int, match func([]record, int) b
 		}
 		if p.closed {
 			return -1, errors.New("differential: proxy closed")
+		}
+		p.cond.Wait()
+	}
+}
+
+// awaitPeerClose waits until the intermediary has sent close on the connection
+// whose client is at clientAddr, or the connection has ended, or ctx ends.
+func (p *proxy) awaitPeerClose(ctx context.Context, clientAddr string) {
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := 0; ; {
+		n, known := p.byAddr[clientAddr]
+		if known {
+			for ; i < len(p.records); i++ {
+				r := p.records[i]
+				if _, ok := r.body.(*wire.Close); ok && r.conn == n && r.dir == FromPeer {
+					return
+				}
+			}
+		}
+		if (known && p.ended[n]) || p.closed || ctx.Err() != nil {
+			return
 		}
 		p.cond.Wait()
 	}

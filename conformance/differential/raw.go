@@ -28,6 +28,7 @@ type rawConn struct {
 	// channels, for the next-incoming-id of the client's flows.
 	transfers map[uint16]uint32
 	linger    time.Duration // how long close waits for the intermediary's end
+	closeSent bool          // the client has sent close
 }
 
 // rawFrame is a frame the intermediary sent.
@@ -159,6 +160,11 @@ func (r *rawConn) read() {
 func (r *rawConn) send(ch uint16, bodies ...wire.Marshaler) error {
 	var out []byte
 	for _, b := range bodies {
+		if _, ok := b.(*wire.Close); ok {
+			r.mu.Lock()
+			r.closeSent = true
+			r.mu.Unlock()
+		}
 		var err error
 		if out, err = wire.AppendFrame(out, wire.FrameAMQP, ch, b, nil); err != nil {
 			return err
@@ -259,9 +265,19 @@ func (r *rawConn) attach(ctx context.Context, ch, peerCh uint16, a *wire.Attach)
 	return expectType(ctx, r, peerCh, func(x *wire.Attach) bool { return x.Name == a.Name })
 }
 
-// close half-closes the socket, waits (for a step at most) for the intermediary to
-// close its side, and closes it; the reader ends.
+// close closes the connection as a client should: close (unless the scenario sent
+// one) answered by the intermediary's close, then half-closing the socket and
+// waiting for the intermediary to close its side, each for a step at most; the
+// reader ends.
 func (r *rawConn) close() {
+	r.mu.Lock()
+	sent, failed := r.closeSent, r.err != nil
+	r.mu.Unlock()
+	if !sent && !failed && r.send(0, &wire.Close{}) == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.linger)
+		_, _ = expectType[*wire.Close](ctx, r, 0, nil)
+		cancel()
+	}
 	if tc, ok := r.c.(*net.TCPConn); ok && tc.CloseWrite() == nil {
 		t := time.NewTimer(r.linger)
 		select {

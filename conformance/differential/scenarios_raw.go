@@ -50,7 +50,7 @@ func scenarioOpenLimits(ctx context.Context, env *Env) error {
 	}
 	peerCh := s.peerCh
 	pa, err := s.attach(ctx, &wire.Attach{Name: "limits-receiver", Role: wire.RoleReceiver,
-		Source: &wire.Source{Address: addr}, Target: &wire.Target{}})
+		SndSettleMode: wire.SenderSettleModeMixed, Source: &wire.Source{Address: addr}, Target: &wire.Target{}})
 	if err != nil {
 		return fmt.Errorf("attach: %w", err)
 	}
@@ -175,6 +175,7 @@ func scenarioNoTerminus(ctx context.Context, env *Env) error {
 	}
 	for _, c := range cases {
 		c.a.Name = c.name
+		c.a.SndSettleMode = wire.SenderSettleModeMixed
 		h := s.handle
 		pa, err := s.attach(ctx, c.a)
 		if err != nil {
@@ -226,7 +227,7 @@ func scenarioDrain(ctx context.Context, env *Env) error {
 		return err
 	}
 	pa, err := s.attach(ctx, &wire.Attach{Name: "drain-receiver", Role: wire.RoleReceiver,
-		Source: &wire.Source{Address: addr}, Target: &wire.Target{}})
+		SndSettleMode: wire.SenderSettleModeMixed, Source: &wire.Source{Address: addr}, Target: &wire.Target{}})
 	if err != nil {
 		return err
 	}
@@ -319,7 +320,8 @@ func scenarioDetachClose(ctx context.Context, env *Env) error {
 		return err
 	}
 	receiver := func(name string) *wire.Attach {
-		return &wire.Attach{Name: name, Role: wire.RoleReceiver, Source: &wire.Source{Address: addr}, Target: &wire.Target{}}
+		return &wire.Attach{Name: name, Role: wire.RoleReceiver, SndSettleMode: wire.SenderSettleModeMixed,
+			Source: &wire.Source{Address: addr}, Target: &wire.Target{}}
 	}
 	// 1. Detach without closing.
 	h := s.handle
