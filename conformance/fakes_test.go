@@ -59,6 +59,19 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 				"ReleasedOutcome":                    "the sender saw accepted at the store",
 				"ConsumerLoss":                       "the sender saw accepted at the store",
 				"ModifiedOutcome":                    "the sender saw accepted at the store",
+				"CreditWithoutConsumer":              "it gives credit for its store",
+				"MulticastSenderWaitsForConsumer":    "it gives credit for its topic",
+				"RouterCreditBackOnSettlement":       "its credit is its own (500), not a link capacity of 250",
+				"RouterCreditWithIdleConsumer":       "its credit is its own (500)",
+				"RouterDynamicAddresses":             "it names dynamic nodes as qpidd does",
+				"RouterMulticastCopiesPresettled":    "its credit is its own",
+				"RouterMulticastCopiesUnsettled":     "it settles once stored",
+				"RouterNoPathAsksSenderToDrain":      "it stores what nobody consumes",
+				"RouterOpenFrame":                    "it opens as qpidd does",
+				"RouterRefusesReceiverWithoutSource": "it refuses as qpidd does",
+				"RouterRelayWithoutPathReleased":     "it relays as qpidd does",
+				"RouterRelayWithoutToRejected":       "it relays as qpidd does",
+				"SettleModesAnswered":                "it keeps the sender settle mode a consumer asks for",
 			}
 			return h
 		}))
@@ -68,13 +81,16 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 			h := conformance.BrokerAt("fakerouter presented as a broker", fakerouter.RunT(t, nil).URL())
 			h.Timeout = 3 * time.Second
 			h.Differences = map[string]string{
-				"OpenAdvertisesKind":      "it says qpid-dispatch-router",
-				"BrokerStoresAndForwards": "it stores nothing",
-				"RejectedOutcome":         "the sender sees the consumer's rejected",
-				"ReleasedOutcome":         "the sender sees the consumer's released",
-				"ConsumerLoss":            "the sender sees modified",
-				"ModifiedOutcome":         "the sender sees the consumer's modified",
-				"BrokerExpiresTTL":        "it stores nothing, so a sender waits for a consumer",
+				"OpenAdvertisesKind":          "it says qpid-dispatch-router",
+				"BrokerStoresAndForwards":     "it stores nothing",
+				"RejectedOutcome":             "the sender sees the consumer's rejected",
+				"ReleasedOutcome":             "the sender sees the consumer's released",
+				"ConsumerLoss":                "the sender sees modified",
+				"ModifiedOutcome":             "the sender sees the consumer's modified",
+				"BrokerExpiresTTL":            "it stores nothing, so a sender waits for a consumer",
+				"CreditWithoutConsumer":       "it gives no credit without a consumer",
+				"SettleModesAnswered":         "it answers every link mixed",
+				"TopicDropsWithoutSubscriber": "it gives a multicast sender no credit without a consumer",
 			}
 			return h
 		}))

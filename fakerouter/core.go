@@ -2,7 +2,6 @@ package fakerouter
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sync"
 
@@ -39,8 +38,9 @@ type compiledRoute struct {
 }
 
 type heldOutcome struct {
-	in    *engine.Delivery
-	state wire.DeliveryState
+	in     *engine.Delivery
+	state  wire.DeliveryState
+	sender *producer
 }
 
 // node is one address with its consumers (links the router sends on) and senders.
@@ -67,6 +67,15 @@ type producer struct {
 	link *engine.Link
 	r    *Router
 	node *node // nil on an anonymous-relay link
+	// inFlight counts the sender's unsettled deliveries the router has not settled
+	// yet: its credit is the link capacity less these.
+	inFlight uint32
+	// granted is set once the sender had credit: from then on settlements give it
+	// back, path or not, as qdrouterd does.
+	granted bool
+	// draining is set when a message of the sender found no path and the router asked
+	// it to drain; a consumer's arrival then tops its credit up again.
+	draining bool
 }
 
 // transit is a message on its way through the router.
@@ -75,8 +84,44 @@ type transit struct {
 	payload []byte
 	node    *node
 	from    *Router
+	sender  *producer
 	settled bool // the sender sent it pre-settled
 	done    bool // the sender has its outcome
+	// copies is set on the unsettled copies of a multicast message: their outcomes
+	// make the sender's.
+	copies *copies
+}
+
+// copies are the unsettled copies of one multicast message, one a consumer. qdrouterd
+// settles the sender's delivery once every copy is settled, with the strongest outcome
+// any consumer gave: rejected, then accepted, then modified, then released.
+type copies struct {
+	of      *transit // the sender's message
+	pending int
+	outcome wire.DeliveryState
+}
+
+// add folds one copy's outcome in and reports whether it was the last.
+func (m *copies) add(state wire.DeliveryState) bool {
+	if outcomeRank(state) > outcomeRank(m.outcome) {
+		m.outcome = state
+	}
+	m.pending--
+	return m.pending == 0
+}
+
+func outcomeRank(s wire.DeliveryState) int {
+	switch s.(type) {
+	case *wire.Rejected:
+		return 4
+	case *wire.Accepted:
+		return 3
+	case *wire.Modified:
+		return 2
+	case *wire.Released:
+		return 1
+	}
+	return 0
 }
 
 // maxBacklog bounds the multicast copies waiting for one slow consumer; past it copies
@@ -116,11 +161,7 @@ func (c *core) setCreditStopped(stopped bool) {
 		c.refreshCreditLocked(n)
 	}
 	for p := range c.anonymous {
-		if stopped {
-			_ = p.link.SetCredit(0)
-		} else {
-			c.topUpAnonymousLocked(p.link)
-		}
+		c.topUpLocked(p)
 	}
 }
 
@@ -158,10 +199,15 @@ func (c *core) linkRouted(addr string) *LinkRoute {
 	return nil
 }
 
+// randomSuffix names a dynamic node, as qdrouterd does: 15 letters and digits.
 func randomSuffix() string {
-	var b [8]byte
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	var b [15]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:])
 }
 
 func notFound(format string, args ...any) *wire.Error {
@@ -199,7 +245,7 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 		}
 		addr := l.Address()
 		if addr == "" {
-			return &wire.Error{Condition: wire.ErrCondInvalidField, Description: "a receiving link needs a source address or a dynamic source"}
+			return &wire.Error{Condition: "qd:no-route-to-dest", Description: "No route to the destination node"}
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -212,9 +258,13 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 		l.Context = co
 		n.consumers = append(n.consumers, co)
 		c.notifyLocked()
+		c.refreshCreditLocked(n) // a path: the senders get credit
 		return nil
 	}
-	// The client sends.
+	// The client sends. A dynamic target is a node the router names.
+	if tgt := l.Target(); tgt != nil && tgt.Dynamic {
+		l.SetTargetAddress("amqp:/_$temp." + randomSuffix())
+	}
 	addr := l.Address()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -222,9 +272,7 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 		p := &producer{link: l, r: r}
 		l.Context = p
 		c.anonymous[p] = struct{}{}
-		if !c.creditStopped {
-			return l.SetCredit(c.capacity)
-		}
+		c.topUpLocked(p)
 		return nil
 	}
 	n, err := c.attachNodeLocked(addr, false)
@@ -239,39 +287,44 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 	return nil
 }
 
-// creditTarget is the credit each sender of n should hold.
-func (c *core) creditTargetLocked(n *node) uint32 {
-	if c.creditStopped {
-		return 0
+// hasPathLocked reports whether the senders of n get credit: qdrouterd grants it
+// while the address has a consumer, whatever credit the consumer gave (messages wait
+// in the router for it), and never takes it back.
+func (c *core) hasPathLocked(n *node) bool {
+	if n.dist == Multicast && !c.multicastWaits {
+		return true
 	}
-	if n.dist == Multicast {
-		if c.multicastWaits && len(n.consumers) == 0 {
-			return 0
-		}
-		return c.capacity
-	}
-	avail := -len(n.waiting)
-	for _, co := range n.consumers {
-		avail += int(co.link.Credit())
-	}
-	if avail <= 0 {
-		return 0
-	}
-	return min(uint32(avail), c.capacity)
+	return len(n.consumers) > 0
 }
 
-// refreshCreditLocked makes the senders' credit follow what the consumers can take.
+// refreshCreditLocked tops up the senders of n.
 func (c *core) refreshCreditLocked(n *node) {
-	target := c.creditTargetLocked(n)
 	for _, p := range n.producers {
-		cur := p.link.Credit()
-		switch {
-		case target == 0 && cur > 0:
-			_ = p.link.SetCredit(0)
-		case target > 0 && cur*2 <= target:
-			_ = p.link.SetCredit(target)
-		}
+		c.topUpLocked(p)
 	}
+}
+
+// topUpLocked gives a sender back the credit its settled deliveries used: up to the
+// link capacity less its deliveries in flight. A sender gets its first credit once its
+// address has a path (a consumer), and from then on whatever it settles, unless
+// StopCredit holds all credit. Credit is never taken back.
+func (c *core) topUpLocked(p *producer) {
+	if c.creditStopped {
+		return
+	}
+	path := p.node == nil || c.hasPathLocked(p.node)
+	if !path && (!p.granted || p.draining) {
+		return // no first credit without a path; none while asked to drain
+	}
+	want := c.capacity - min(p.inFlight, c.capacity)
+	if p.link.Credit() >= want && !(path && p.draining) {
+		return
+	}
+	if path {
+		p.draining = false
+	}
+	p.granted = true
+	_ = p.link.SetCredit(want)
 }
 
 // credit is called when a client changed the credit of a link the router sends on.
@@ -283,7 +336,6 @@ func (c *core) credit(l *engine.Link) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pumpLocked(co.node)
-	c.refreshCreditLocked(co.node)
 }
 
 // pumpLocked sends waiting messages of n to consumers with credit.
@@ -351,6 +403,12 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !d.Settled {
+		p.inFlight++
+	}
+	// Pre-settled deliveries give their credit back once routed; unsettled ones once
+	// the router settles them (settleSenderLocked).
+	defer c.topUpLocked(p)
 	n := p.node
 	if n == nil { // anonymous relay
 		_, props, err := wire.ScanMessage(d.Payload)
@@ -360,9 +418,8 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 		}
 		if to == "" {
 			c.totals.Rejected++
-			d.Settle(&wire.Rejected{Error: &wire.Error{Condition: wire.ErrCondInvalidField,
-				Description: "message on an anonymous link without a to address"}})
-			c.topUpAnonymousLocked(l)
+			c.settleAnonymousLocked(p, d, &wire.Rejected{Error: &wire.Error{Condition: wire.ErrCondPreconditionFailed,
+				Description: "Routing failure: no address present"}})
 			return
 		}
 		dist, _ := c.table.lookup(to)
@@ -371,20 +428,15 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 		}
 		if dist == Unavailable {
 			c.totals.Rejected++
-			d.Settle(&wire.Rejected{Error: notFound("address %q is unavailable", to)})
-			c.topUpAnonymousLocked(l)
+			c.settleAnonymousLocked(p, d, &wire.Rejected{Error: notFound("address %q is unavailable", to)})
 			return
 		}
 		n = c.nodeLocked(to)
 		defer c.gcLocked(n)
-		defer c.topUpAnonymousLocked(l)
 	}
 	n.counts.Ingress++
 	c.totals.Ingress++
-	if p.node != nil {
-		defer c.topUpLocked(p)
-	}
-	t := &transit{in: d, payload: d.Payload, node: n, from: p.r, settled: d.Settled}
+	t := &transit{in: d, payload: d.Payload, node: n, from: p.r, sender: p, settled: d.Settled}
 	if n.dist == Multicast {
 		c.multicastLocked(t)
 		return
@@ -400,23 +452,31 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 	c.noPathLocked(t)
 }
 
-// topUpLocked renews a sender's credit once it has used half of what it may hold.
-func (c *core) topUpLocked(p *producer) {
-	target := c.creditTargetLocked(p.node)
-	if target > 0 && p.link.Credit()*2 <= target {
-		_ = p.link.SetCredit(target)
+// settleAnonymousLocked settles a delivery the router refuses before routing it.
+func (c *core) settleAnonymousLocked(p *producer, d *engine.Delivery, state wire.DeliveryState) {
+	if d.Settled {
+		return
 	}
-}
-
-func (c *core) topUpAnonymousLocked(l *engine.Link) {
-	if !c.creditStopped && l.Credit()*2 <= c.capacity {
-		_ = l.SetCredit(c.capacity)
-	}
+	p.inFlight--
+	d.Settle(state)
 }
 
 // noPathLocked gives a message no consumer can take back to its sender: released when
 // unsettled, dropped when pre-settled (qdrouterd's undeliverable handling).
+//
+// A message that arrives to find no consumer also makes qdrouterd ask its sender to
+// drain: a flow with the credit it has and drain set (the sender, if it honours drain,
+// spends its credit and waits for more, which a consumer's arrival brings).
 func (c *core) noPathLocked(t *transit) {
+	if p := t.sender; p != nil && p.node != nil && !p.draining {
+		p.draining = true
+		_ = p.link.Drain()
+	}
+	c.giveBackLocked(t)
+}
+
+// giveBackLocked releases an unsettled message to its sender and drops a pre-settled one.
+func (c *core) giveBackLocked(t *transit) {
 	if t.settled {
 		t.node.counts.Dropped++
 		c.totals.Dropped++
@@ -425,10 +485,15 @@ func (c *core) noPathLocked(t *transit) {
 	c.settleSenderLocked(t, &wire.Released{})
 }
 
+// multicastLocked sends a copy of t to every consumer of its address. Pre-settled, the
+// copies go pre-settled; unsettled, each copy goes unsettled and the sender's delivery
+// waits for all of them (copies.add).
 func (c *core) multicastLocked(t *transit) {
 	n := t.node
 	if len(n.consumers) == 0 {
-		// The guide's qdrouterd drops multicast with no consumer.
+		// No consumer: the older qdrouterd the guide describes drops the message (1.19
+		// gives such a sender no credit, so a message gets here only when the last
+		// consumer left after the credit was granted).
 		n.counts.Dropped++
 		c.totals.Dropped++
 		if !t.settled {
@@ -436,19 +501,38 @@ func (c *core) multicastLocked(t *transit) {
 		}
 		return
 	}
+	var group *copies
+	if !t.settled {
+		group = &copies{of: t, pending: len(n.consumers)}
+	}
 	for _, co := range n.consumers {
-		cp := &transit{payload: t.payload, node: n, from: t.from, settled: true}
+		cp := &transit{payload: t.payload, node: n, from: t.from, settled: t.settled, copies: group}
 		if co.link.Credit() > 0 && len(co.backlog) == 0 {
 			c.forwardLocked(cp, co)
 		} else if len(co.backlog) < maxBacklog {
 			co.backlog = append(co.backlog, cp)
 		} else {
-			n.counts.Dropped++
-			c.totals.Dropped++
+			c.copyLostLocked(cp)
 		}
 	}
-	if !t.settled {
-		c.settleSenderLocked(t, &wire.Accepted{})
+}
+
+// copyLostLocked accounts for a multicast copy that will never reach its consumer.
+func (c *core) copyLostLocked(cp *transit) {
+	cp.node.counts.Dropped++
+	c.totals.Dropped++
+	c.copySettledLocked(cp, &wire.Released{})
+}
+
+// copySettledLocked folds the outcome of one unsettled copy into its message's, and
+// settles the sender's delivery when it was the last.
+func (c *core) copySettledLocked(cp *transit, state wire.DeliveryState) {
+	if cp.copies == nil || cp.done {
+		return
+	}
+	cp.done = true
+	if cp.copies.add(state) {
+		c.settleSenderLocked(cp.copies.of, cp.copies.outcome)
 	}
 }
 
@@ -458,8 +542,7 @@ func (c *core) forwardLocked(t *transit, co *consumer) {
 	if err != nil {
 		// The consumer lost its credit or went away meanwhile: try again later.
 		if t.node.dist == Multicast {
-			t.node.counts.Dropped++
-			c.totals.Dropped++
+			c.copyLostLocked(t)
 			return
 		}
 		t.node.waiting = append([]*transit{t}, t.node.waiting...)
@@ -493,6 +576,10 @@ func (c *core) disposition(l *engine.Link, d *engine.Delivery, state wire.Delive
 	co.outstanding--
 	if state == nil {
 		state = &wire.Accepted{} // settled without a state: taken as accepted
+	}
+	if t.copies != nil {
+		c.copySettledLocked(t, state)
+		return
 	}
 	c.settleSenderLocked(t, state)
 	if co.node.dist == Balanced {
@@ -528,10 +615,20 @@ func (c *core) settleSenderLocked(t *transit, state wire.DeliveryState) {
 		return
 	}
 	if c.holdSettle {
-		c.held = append(c.held, heldOutcome{in: t.in, state: state})
+		c.held = append(c.held, heldOutcome{in: t.in, state: state, sender: t.sender})
 		return
 	}
-	t.in.Settle(state)
+	c.settleInLocked(t.in, state, t.sender)
+}
+
+// settleInLocked settles a sender's delivery and gives the sender its credit back.
+// The credit goes first, as qdrouterd's flow comes before its disposition.
+func (c *core) settleInLocked(in *engine.Delivery, state wire.DeliveryState, p *producer) {
+	if p != nil {
+		p.inFlight--
+		c.topUpLocked(p)
+	}
+	in.Settle(state)
 }
 
 // linkDetached cleans up after a link that went away.
@@ -549,14 +646,24 @@ func (c *core) linkDetached(l *engine.Link) {
 		}
 		// Deliveries the consumer had and never settled are in doubt: qdrouterd
 		// gives them back as modified (delivery-failed), never silently lost.
+		// A multicast copy in doubt counts as released: the other copies' outcomes
+		// make the sender's.
 		for _, d := range l.Unsettled() {
 			if t, ok := d.Context.(*transit); ok {
+				if t.copies != nil {
+					c.copySettledLocked(t, &wire.Released{})
+					continue
+				}
 				c.settleSenderLocked(t, &wire.Modified{DeliveryFailed: true})
 			}
 		}
+		for _, t := range x.backlog {
+			c.copyLostLocked(t)
+		}
+		x.backlog = nil
 		if len(n.consumers) == 0 {
 			for _, t := range n.waiting {
-				c.noPathLocked(t)
+				c.giveBackLocked(t)
 			}
 			n.waiting = nil
 		} else {

@@ -361,8 +361,9 @@ func (r *Router) DropConnections() {
 	}
 }
 
-// StopCredit takes all credit back from senders and grants none until ResumeCredit:
-// senders block as if no consumer could take their messages.
+// StopCredit stops granting credit to senders until ResumeCredit: each keeps what it
+// was granted (qdrouterd never takes credit back) and, once that is used, blocks as if
+// no consumer could take its messages.
 func (r *Router) StopCredit() { r.core.setCreditStopped(true) }
 
 // ResumeCredit undoes StopCredit.
@@ -381,11 +382,11 @@ func (r *Router) HoldSettlements() {
 func (r *Router) ReleaseSettlements() {
 	c := r.core
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	held := c.held
 	c.held, c.holdSettle = nil, false
-	c.mu.Unlock()
 	for _, h := range held {
-		h.in.Settle(h.state)
+		c.settleInLocked(h.in, h.state, h.sender)
 	}
 }
 
