@@ -42,6 +42,7 @@ type Conn struct {
 	remoteOpen   *wire.Open
 	peerMaxFrame uint32
 	peerIdle     time.Duration
+	idle         time.Duration // the server's idle time-out on this connection
 	channelMax   uint16
 	hdr          [wire.FrameHeaderSize]byte
 	// handlerOpened is set once Handler.Opened has been called; only then does the
@@ -367,6 +368,10 @@ func (c *Conn) run() error {
 	c.peerMaxFrame = max(open.MaxFrameSize, wire.MinMaxFrameSize)
 	c.peerIdle = time.Duration(open.IdleTimeOut) * time.Millisecond
 	c.channelMax = min(open.ChannelMax, opts.ChannelMax)
+	c.idle = opts.IdleTimeout
+	if c.idle == 0 && opts.IdleTimeoutFromPeer {
+		c.idle = 2 * c.peerIdle
+	}
 	c.log.Debug("open", "container", open.ContainerID, "user", c.user, "mechanism", c.mechanism)
 
 	c.handlerOpened = true
@@ -378,7 +383,7 @@ func (c *Conn) run() error {
 		MaxFrameSize: opts.MaxFrameSize,
 		ChannelMax:   c.channelMax,
 		// Part 2.4.5: announce half the real threshold, to avoid spurious time-outs.
-		IdleTimeOut:         uint32(opts.IdleTimeout / 2 / time.Millisecond),
+		IdleTimeOut:         uint32(c.idle / 2 / time.Millisecond),
 		OfferedCapabilities: opts.OfferedCapabilities,
 		DesiredCapabilities: opts.DesiredCapabilities,
 		Properties:          c.openProperties(),
@@ -441,8 +446,8 @@ func (c *Conn) startWriter() {
 func (c *Conn) readLoop() error {
 	opts := &c.srv.opts
 	for {
-		if opts.IdleTimeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(opts.IdleTimeout))
+		if c.idle > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
 		}
 		h, body, err := c.readFrame(opts.MaxFrameSize)
 		if err != nil {
@@ -453,9 +458,9 @@ func (c *Conn) readLoop() error {
 				return c.protocolError(wire.ErrCondFramingError, err.Error())
 			case errors.Is(err, wire.ErrMalformed):
 				return c.protocolError(wire.ErrCondFramingError, err.Error())
-			case errors.As(err, &ne) && ne.Timeout() && opts.IdleTimeout > 0 && !c.isDead():
+			case errors.As(err, &ne) && ne.Timeout() && c.idle > 0 && !c.isDead():
 				return c.protocolError(wire.ErrCondResourceLimitExceeded,
-					fmt.Sprintf("local-idle-timeout expired: nothing received for %v", opts.IdleTimeout))
+					fmt.Sprintf("local-idle-timeout expired: nothing received for %v", c.idle))
 			}
 			c.mu.Lock()
 			closeSent, dead := c.closeSent, c.dead

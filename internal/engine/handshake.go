@@ -177,11 +177,15 @@ func (c *Conn) sasl() error {
 	if external {
 		mechs = append(mechs, "EXTERNAL")
 	}
+	anyPlain := opts.AnyPLAIN && opts.Users == nil
 	if opts.Users != nil {
 		mechs = append(mechs, "PLAIN")
 	}
 	if !opts.DenyAnonymous {
 		mechs = append(mechs, "ANONYMOUS")
+	}
+	if anyPlain {
+		mechs = append(mechs, "PLAIN") // after ANONYMOUS, as qpidd lists them
 	}
 	if len(mechs) == 0 {
 		return fmt.Errorf("%w: no SASL mechanism is enabled on this listener", ErrAuthentication)
@@ -213,6 +217,18 @@ func (c *Conn) sasl() error {
 		c.user = c.tlsState.VerifiedChains[0][0].Subject.CommonName
 	case "PLAIN":
 		resp := init.InitialResponse
+		if anyPlain {
+			authz, authc, ok := bytes.Cut(resp, []byte{0})
+			if !ok {
+				return fail("PLAIN response without a NUL separator (or none)")
+			}
+			if user, _, _ := bytes.Cut(authc, []byte{0}); len(authz) > 0 {
+				c.user = string(authz)
+			} else {
+				c.user = string(user)
+			}
+			break
+		}
 		if len(resp) == 0 {
 			if err := c.writeSASL(&wire.SASLChallenge{Challenge: []byte{}}); err != nil {
 				return err

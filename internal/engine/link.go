@@ -52,6 +52,7 @@ type Link struct {
 	flowDeferredDrain bool
 	detachSent        bool
 	gone              bool
+	peerDetached      bool // the peer sent a detach for the link
 
 	// Context is free for the handler's per-link state.
 	Context any
@@ -136,6 +137,31 @@ func (l *Link) SetTargetAddress(addr string) {
 	tgt := *l.target
 	tgt.Address = addr
 	l.target = &tgt
+}
+
+// SetSource replaces the source terminus the server answers the attach with (by
+// default the client's, as it came). Call it only from Handler.Attach.
+func (l *Link) SetSource(src *wire.Source) {
+	l.s.c.mu.Lock()
+	defer l.s.c.mu.Unlock()
+	l.source = src
+}
+
+// SetTarget replaces the target terminus the server answers the attach with (by
+// default the client's, as it came). Call it only from Handler.Attach.
+func (l *Link) SetTarget(tgt *wire.Target) {
+	l.s.c.mu.Lock()
+	defer l.s.c.mu.Unlock()
+	l.target = tgt
+}
+
+// DetachedByPeer reports whether the peer detached the link (closed or not), as
+// opposed to the link going with its session or connection, or the server closing
+// it.
+func (l *Link) DetachedByPeer() bool {
+	l.s.c.mu.Lock()
+	defer l.s.c.mu.Unlock()
+	return l.peerDetached
 }
 
 // Credit returns the credit: where the server sends, how many more deliveries the

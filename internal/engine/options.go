@@ -33,6 +33,11 @@ type Options struct {
 	// long is closed with amqp:resource-limit-exceeded. The open frame announces half
 	// of it, as part 2.4.5 recommends. Zero means none. Default: 0.
 	IdleTimeout time.Duration
+	// IdleTimeoutFromPeer, when IdleTimeout is zero, gives each connection the idle
+	// time-out its client announces, as qpidd does: the server takes twice the
+	// client's value as its own threshold and so announces the client's value back;
+	// a client that announces none gets none.
+	IdleTimeoutFromPeer bool
 	// MaxMessageSize bounds a message the server receives: a larger one closes its
 	// link with amqp:link:message-size-exceeded. Default: 64 MiB. Negative means no
 	// limit.
@@ -64,10 +69,24 @@ type Options struct {
 	Users map[string]string
 	// DenyAnonymous refuses SASL ANONYMOUS and clients that skip SASL.
 	DenyAnonymous bool
+	// AnyPLAIN offers SASL PLAIN after ANONYMOUS and accepts any user name and
+	// password, as qpidd does with auth=no (its NullSaslServer): the user is the
+	// authorization identity of the response, or the authentication identity when
+	// the former is empty. A response without a NUL, or none (qpidd sends no
+	// challenge), fails. Ignored when Users is set.
+	AnyPLAIN bool
 	// AllowExternal offers SASL EXTERNAL on TLS connections whose client presented a
 	// certificate the TLS configuration verified; the user is the certificate's
 	// subject common name.
 	AllowExternal bool
+
+	// IgnoreEcho leaves a peer's flow with echo set unanswered, as Qpid Proton (so
+	// qpidd) does; a drain is answered all the same once the credit is spent.
+	IgnoreEcho bool
+	// OmitAvailable leaves the optional available field out of the flows where the
+	// server is the sender, as Qpid Proton does unless its application sets it
+	// (qpidd never does).
+	OmitAvailable bool
 
 	// Logger receives one line per connection event and per error. Default: discard.
 	Logger *slog.Logger

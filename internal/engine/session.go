@@ -181,8 +181,9 @@ func (s *session) handleFlow(f *wire.Flow) error {
 	}
 	s.remoteInWindow = nextIn + f.IncomingWindow - s.nextOutgoingID
 	s.flushPendingLocked()
+	ignoreEcho := c.srv.opts.IgnoreEcho
 	if f.Handle == nil {
-		if f.Echo {
+		if f.Echo && !ignoreEcho {
 			s.sendFlowLocked(nil)
 		}
 		c.mu.Unlock()
@@ -216,7 +217,7 @@ func (s *session) handleFlow(f *wire.Flow) error {
 			l.credit = uint32(credit)
 		}
 		l.drain = f.Drain
-		echo := f.Echo
+		echo := f.Echo && !ignoreEcho
 		c.mu.Unlock()
 		c.h.Credit(l)
 		c.mu.Lock()
@@ -257,7 +258,7 @@ func (s *session) handleFlow(f *wire.Flow) error {
 	if f.Available != nil {
 		l.available = *f.Available
 	}
-	if f.Echo {
+	if f.Echo && !ignoreEcho {
 		s.sendFlowLocked(l)
 	}
 	c.mu.Unlock()
@@ -286,7 +287,7 @@ func (s *session) sendFlowLocked(l *Link) {
 		f.Handle, f.DeliveryCount, f.LinkCredit = &h, &dc, &cr
 		f.Drain = l.drain || l.flowDeferredDrain
 		l.flowDeferred, l.flowDeferredDrain = false, false
-		if l.role == wire.RoleSender {
+		if l.role == wire.RoleSender && !s.c.srv.opts.OmitAvailable {
 			av := uint32(0)
 			f.Available = &av
 		}
@@ -563,6 +564,7 @@ func (s *session) handleDetach(dt *wire.Detach) error {
 	delete(s.byRemote, dt.Handle)
 	delete(s.byLocal, l.local)
 	s.handleHint = min(s.handleHint, l.local)
+	l.peerDetached = true
 	if !l.detachSent {
 		l.detachSent = true
 		c.writeLocked(s.local, &wire.Detach{Handle: l.local, Closed: dt.Closed}, nil)
