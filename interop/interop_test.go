@@ -511,15 +511,15 @@ func (f *fixture) goNotifierPythonListener(t *testing.T) {
 		const topic = "gn-all"
 		out := f.pyListen(ctx, t, map[string]any{"name": topic, "topic": topic})
 		require.Nil(t, pyError(out), errorText(pyError(out)))
-		b.waitConsumers(ctx, t, 1, f.notifyAddresses(topic, driver.Priorities...)...)
+		b.waitConsumers(ctx, t, 1, f.notifyAddresses(topic, driver.Priorities()...)...)
 		n := notifier(t, topic)
 		rpcCtx := map[string]any{"request_id": "req-1", "user": "üser"}
-		for _, p := range driver.Priorities {
+		for _, p := range driver.Priorities() {
 			payload := map[string]any{"p": string(p), "value": nonASCIIValue(), "nested": map[string]any{"l": []any{1, nil, true}}}
 			require.NoError(t, n.Notify(ctx, rpcCtx, p, "compute.instance."+string(p), payload), "Go notify %s", p)
 		}
-		got, err := f.py.waitEvents(ctx, len(driver.Priorities), fromListener(topic, "notification"))
-		require.NoError(t, err, "the Python listener got %d of %d notifications", len(got), len(driver.Priorities))
+		got, err := f.py.waitEvents(ctx, len(driver.Priorities()), fromListener(topic, "notification"))
+		require.NoError(t, err, "the Python listener got %d of %d notifications", len(got), len(driver.Priorities()))
 		seen := map[any]bool{}
 		for _, e := range got {
 			p := fmt.Sprint(e["priority"])
@@ -534,7 +534,7 @@ func (f *fixture) goNotifierPythonListener(t *testing.T) {
 			require.NotEmpty(t, e["message_id"])
 			require.NotEmpty(t, e["timestamp"])
 		}
-		require.Len(t, seen, len(driver.Priorities), "each priority once: %v", seen)
+		require.Len(t, seen, len(driver.Priorities()), "each priority once: %v", seen)
 	})
 	b.run(t, "v1_messaging_driver", func(t *testing.T) {
 		// The raw notification dict (oslo's "messaging" driver), without the
@@ -683,14 +683,14 @@ func (f *fixture) pythonNotifierGoListener(t *testing.T) {
 			got.add(n)
 			return driver.Handled
 		}, nil)
-		b.waitConsumers(ctx, t, 1, f.notifyAddresses(topic, driver.Priorities...)...)
+		b.waitConsumers(ctx, t, 1, f.notifyAddresses(topic, driver.Priorities()...)...)
 		rpcCtx := map[string]any{"request_id": "req-1", "user": "üser"}
-		for _, p := range driver.Priorities {
+		for _, p := range driver.Priorities() {
 			f.pyNotify(ctx, t, map[string]any{"topic": topic, "priority": string(p), "event_type": "compute.instance." + string(p),
 				"payload": map[string]any{"p": string(p), "value": nonASCIIValue()}, "context": rpcCtx})
 		}
-		all, err := got.count(ctx, "notifications", len(driver.Priorities), func(*driver.Notification) bool { return true })
-		require.NoError(t, err, "the Go listener got %d of %d notifications from Python", len(all), len(driver.Priorities))
+		all, err := got.count(ctx, "notifications", len(driver.Priorities()), func(*driver.Notification) bool { return true })
+		require.NoError(t, err, "the Go listener got %d of %d notifications from Python", len(all), len(driver.Priorities()))
 		seen := map[driver.Priority]bool{}
 		for _, n := range all {
 			seen[n.Priority] = true
@@ -702,7 +702,7 @@ func (f *fixture) pythonNotifierGoListener(t *testing.T) {
 			require.Len(t, n.MessageID, 36, "a uuid with dashes: %q", n.MessageID)
 			require.NotEmpty(t, n.Timestamp)
 		}
-		require.Len(t, seen, len(driver.Priorities), "each priority once: %v", seen)
+		require.Len(t, seen, len(driver.Priorities()), "each priority once: %v", seen)
 	})
 	b.run(t, "v1_messaging_driver", func(t *testing.T) {
 		ctx := testCtx(t, 30*time.Second)
