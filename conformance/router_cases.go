@@ -26,6 +26,7 @@ var routerCases = map[string]func(t T, h *Harness){
 	"RouterForwardsHeaderUnchanged":      routerForwardsHeaderUnchanged,
 	"AttachAnswerFields":                 attachAnswerFields,
 	"BeginAnswered":                      beginAnswered,
+	"EchoFlowNotAnswered":                echoFlowNotAnswered,
 }
 
 // routerOpenFrame: qdrouterd's open: max-frame-size 16384 and idle-time-out 8000 (half
@@ -359,6 +360,36 @@ func beginAnswered(t T, h *Harness) {
 	if b.IncomingWindow != 1<<31-1 || b.OutgoingWindow != 1<<31-1 {
 		t.Errorf("begin answered with windows %d in, %d out; want 2147483647 both", b.IncomingWindow, b.OutgoingWindow)
 	}
+}
+
+// echoFlowNotAnswered: qdrouterd and qpidd (Qpid Proton) leave a flow that asks for an
+// echo unanswered, on a link and on the session, and their flows carry no available.
+func echoFlowNotAnswered(t T, h *Harness) {
+	c := connectFrames(t, h)
+	handle, _ := c.receiverLink(h.queue("echo"))
+	next, credit, dc := uint32(0), uint32(5), uint32(0)
+	if err := c.Write(0, &wire.Flow{NextIncomingID: &next, IncomingWindow: 5000, OutgoingWindow: 5000,
+		Handle: &handle, DeliveryCount: &dc, LinkCredit: &credit, Echo: true}); err != nil {
+		t.Fatalf("flow: %v", err)
+	}
+	if err := c.Write(0, &wire.Flow{NextIncomingID: &next, IncomingWindow: 5000, OutgoingWindow: 5000, Echo: true}); err != nil {
+		t.Fatalf("flow: %v", err)
+	}
+	if f, err := c.Quiet(quietPeriod); err != nil || f.Body != nil {
+		t.Errorf("an echo was answered with %s (%v)", frameclient.Describe(f), err)
+	}
+	// A drain is answered, without available.
+	c.flow(handle, 0, 5, true)
+	if f := c.linkFlow(handle, caseTimeLeft(t)); f == nil || f.Available != nil {
+		t.Errorf("the answer to a drain: %s with available %s, want a flow without available", flowString(f), ptrString(availableOf(f)))
+	}
+}
+
+func availableOf(f *wire.Flow) *uint32 {
+	if f == nil {
+		return nil
+	}
+	return f.Available
 }
 
 // hostOf is the host:port of h's URL.

@@ -78,6 +78,8 @@ func newRouter(o Options, c *core) *Router {
 		// (no limit) as the real one's does, and 64 MiB still applies.
 		AnnounceMaxMessageSize: o.MaxMessageSize > 0,
 		SessionWindow:          1<<31 - 1, // Proton's: link credit alone bounds transfers
+		IgnoreEcho:             true,      // Proton leaves echo unanswered
+		OmitAvailable:          true,      // and sends no available
 		TLS:                    o.TLS,
 		RequireTLS:             o.RequireTLS,
 		Users:                  o.Users,
