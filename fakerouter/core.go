@@ -25,6 +25,9 @@ type core struct {
 
 	multicastWaits bool
 	capacity       uint32
+	// stalled lists, per connection that read too slowly (engine.Conn.Writable said
+	// no), the nodes with messages held back for it: Writable pumps them again.
+	stalled map[*engine.Conn]map[*node]struct{}
 
 	creditStopped bool
 	holdSettle    bool
@@ -67,8 +70,10 @@ type producer struct {
 	link *engine.Link
 	r    *Router
 	node *node // nil on an anonymous-relay link
-	// inFlight counts the sender's unsettled deliveries the router has not settled
-	// yet: its credit is the link capacity less these.
+	// inFlight counts the sender's deliveries the router still holds: unsettled ones
+	// until it settles them, pre-settled ones until they are written to their
+	// consumers (or dropped). Its credit is the link capacity less these, so a
+	// consumer that reads slowly holds its senders back instead of filling memory.
 	inFlight uint32
 	// granted is set once the sender had credit: from then on settlements give it
 	// back, path or not, as qdrouterd does.
@@ -86,15 +91,16 @@ type transit struct {
 	from    *Router
 	sender  *producer
 	settled bool // the sender sent it pre-settled
-	done    bool // the sender has its outcome
+	done    bool // the sender has its outcome (or, pre-settled, its credit back)
 	// copies is set on the unsettled copies of a multicast message: their outcomes
 	// make the sender's.
 	copies *copies
 }
 
-// copies are the unsettled copies of one multicast message, one a consumer. qdrouterd
+// copies are the copies of one multicast message, one a consumer. Unsettled, qdrouterd
 // settles the sender's delivery once every copy is settled, with the strongest outcome
 // any consumer gave: rejected, then accepted, then modified, then released.
+// Pre-settled, the sender gets its credit back once every copy is written (or lost).
 type copies struct {
 	of      *transit // the sender's message
 	pending int
@@ -137,6 +143,7 @@ func newCore(o *Options) (*core, error) {
 		table:          t,
 		nodes:          map[string]*node{},
 		anonymous:      map[*producer]struct{}{},
+		stalled:        map[*engine.Conn]map[*node]struct{}{},
 		changed:        make(chan struct{}),
 		multicastWaits: !o.MulticastDropsWithoutConsumer,
 		capacity:       o.LinkCapacity,
@@ -341,7 +348,7 @@ func (c *core) credit(l *engine.Link) {
 // pumpLocked sends waiting messages of n to consumers with credit.
 func (c *core) pumpLocked(n *node) {
 	for _, co := range n.consumers {
-		for len(co.backlog) > 0 && co.link.Credit() > 0 {
+		for len(co.backlog) > 0 && co.link.Credit() > 0 && c.writableLocked(co) {
 			t := co.backlog[0]
 			co.backlog = co.backlog[1:]
 			c.forwardLocked(t, co)
@@ -370,7 +377,7 @@ func (c *core) pickLocked(n *node, from *Router) *consumer {
 	case Balanced:
 		for i := range k {
 			co := n.consumers[(n.rr+i)%k]
-			if co.link.Credit() == 0 {
+			if co.link.Credit() == 0 || !c.writableLocked(co) {
 				continue
 			}
 			if best == nil || co.outstanding < best.outstanding {
@@ -381,7 +388,7 @@ func (c *core) pickLocked(n *node, from *Router) *consumer {
 		for pass := 0; pass < 2 && best == nil; pass++ {
 			for i := range k {
 				co := n.consumers[(n.rr+i)%k]
-				if (pass == 0) != (co.r == from) || co.link.Credit() == 0 {
+				if (pass == 0) != (co.r == from) || co.link.Credit() == 0 || !c.writableLocked(co) {
 					continue
 				}
 				best = co
@@ -403,12 +410,9 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !d.Settled {
-		p.inFlight++
-	}
-	// Pre-settled deliveries give their credit back once routed; unsettled ones once
-	// the router settles them (settleSenderLocked).
-	defer c.topUpLocked(p)
+	p.inFlight++
+	// Pre-settled deliveries give their credit back once written to their consumers
+	// (doneLocked); unsettled ones once the router settles them (settleSenderLocked).
 	n := p.node
 	if n == nil { // anonymous relay
 		_, props, err := wire.ScanMessage(d.Payload)
@@ -454,11 +458,24 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 
 // settleAnonymousLocked settles a delivery the router refuses before routing it.
 func (c *core) settleAnonymousLocked(p *producer, d *engine.Delivery, state wire.DeliveryState) {
-	if d.Settled {
+	p.inFlight--
+	c.topUpLocked(p)
+	if !d.Settled {
+		d.Settle(state)
+	}
+}
+
+// doneLocked gives a pre-settled message's sender its credit back: the message was
+// written to its consumers or dropped.
+func (c *core) doneLocked(t *transit) {
+	if !t.settled || t.done {
 		return
 	}
-	p.inFlight--
-	d.Settle(state)
+	t.done = true
+	if p := t.sender; p != nil {
+		p.inFlight--
+		c.topUpLocked(p)
+	}
 }
 
 // noPathLocked gives a message no consumer can take back to its sender: released when
@@ -480,6 +497,7 @@ func (c *core) giveBackLocked(t *transit) {
 	if t.settled {
 		t.node.counts.Dropped++
 		c.totals.Dropped++
+		c.doneLocked(t)
 		return
 	}
 	c.settleSenderLocked(t, &wire.Released{})
@@ -501,19 +519,52 @@ func (c *core) multicastLocked(t *transit) {
 		}
 		return
 	}
-	var group *copies
-	if !t.settled {
-		group = &copies{of: t, pending: len(n.consumers)}
-	}
+	group := &copies{of: t, pending: len(n.consumers)}
 	for _, co := range n.consumers {
 		cp := &transit{payload: t.payload, node: n, from: t.from, settled: t.settled, copies: group}
-		if co.link.Credit() > 0 && len(co.backlog) == 0 {
+		if co.link.Credit() > 0 && len(co.backlog) == 0 && c.writableLocked(co) {
 			c.forwardLocked(cp, co)
 		} else if len(co.backlog) < maxBacklog {
 			co.backlog = append(co.backlog, cp)
 		} else {
 			c.copyLostLocked(cp)
 		}
+	}
+}
+
+// writableLocked reports whether co's connection takes more messages now: one that
+// reads slowly is skipped until its output drains (Writable), as qdrouterd holds
+// back instead of buffering without bound.
+func (c *core) writableLocked(co *consumer) bool {
+	conn := co.link.Conn()
+	if conn.Writable() {
+		return true
+	}
+	nodes := c.stalled[conn]
+	if nodes == nil {
+		nodes = map[*node]struct{}{}
+		c.stalled[conn] = nodes
+	}
+	nodes[co.node] = struct{}{}
+	return false
+}
+
+// connClosed forgets a connection.
+func (c *core) connClosed(conn *engine.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.stalled, conn)
+}
+
+// writable is called when a connection that read too slowly has drained: the
+// messages held back for it go now.
+func (c *core) writable(conn *engine.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nodes := c.stalled[conn]
+	delete(c.stalled, conn)
+	for n := range nodes {
+		c.pumpLocked(n)
 	}
 }
 
@@ -524,15 +575,21 @@ func (c *core) copyLostLocked(cp *transit) {
 	c.copySettledLocked(cp, &wire.Released{})
 }
 
-// copySettledLocked folds the outcome of one unsettled copy into its message's, and
-// settles the sender's delivery when it was the last.
+// copySettledLocked folds the outcome of one copy into its message's: unsettled, the
+// sender's delivery is settled when it was the last; pre-settled (written or lost),
+// the sender gets its credit back when it was the last.
 func (c *core) copySettledLocked(cp *transit, state wire.DeliveryState) {
 	if cp.copies == nil || cp.done {
 		return
 	}
 	cp.done = true
-	if cp.copies.add(state) {
-		c.settleSenderLocked(cp.copies.of, cp.copies.outcome)
+	if !cp.copies.add(state) {
+		return
+	}
+	if of := cp.copies.of; of.settled {
+		c.doneLocked(of)
+	} else {
+		c.settleSenderLocked(of, cp.copies.outcome)
 	}
 }
 
@@ -550,6 +607,10 @@ func (c *core) forwardLocked(t *transit, co *consumer) {
 	}
 	if !t.settled {
 		co.outstanding++
+	} else if t.copies != nil {
+		c.copySettledLocked(t, &wire.Accepted{})
+	} else {
+		c.doneLocked(t)
 	}
 	t.node.counts.Delivered++
 	c.totals.Delivered++

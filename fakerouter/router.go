@@ -209,7 +209,10 @@ type handler struct{ r *Router }
 
 func (h handler) Opened(*engine.Conn) error { return nil }
 
-func (h handler) Closed(*engine.Conn, error) {}
+func (h handler) Closed(c *engine.Conn, _ error) { h.r.core.connClosed(c) }
+
+// Writable hears that a connection that read too slowly has drained.
+func (h handler) Writable(c *engine.Conn) { h.r.core.writable(c) }
 
 func (h handler) Attach(l *engine.Link) error { return h.r.core.attach(h.r, l) }
 

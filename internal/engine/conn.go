@@ -54,6 +54,8 @@ type Conn struct {
 
 	mu         sync.Mutex
 	out        []byte
+	writing    int  // bytes the writer has taken from out and not finished writing
+	congested  bool // Writable said false since the output last drained
 	wake       chan struct{}
 	done       chan struct{}
 	sessions   map[uint16]*session // by the peer's channel
@@ -279,6 +281,30 @@ func (c *Conn) kick() {
 	}
 }
 
+// Writable reports whether the bytes queued for the peer are below
+// Options.OutputHighWater: a policy sends messages to a connection only while it is,
+// and a WritableHandler hears when it becomes so again.
+func (c *Conn) Writable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writableLocked()
+}
+
+func (c *Conn) writableLocked() bool {
+	if len(c.out)+c.writing < c.srv.opts.OutputHighWater {
+		return true
+	}
+	c.congested = true
+	return false
+}
+
+// Buffered returns the bytes queued for the peer, written or being written.
+func (c *Conn) Buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.out) + c.writing
+}
+
 // writeLoop writes queued frames in batches and sends empty frames to keep an idle
 // peer's time-out from firing.
 func (c *Conn) writeLoop() {
@@ -308,6 +334,7 @@ func (c *Conn) writeLoop() {
 		c.mu.Lock()
 		buf := c.out
 		c.out = spare[:0]
+		c.writing = len(buf)
 		closeAfter := c.flushClose
 		c.mu.Unlock()
 		if len(buf) > 0 {
@@ -319,6 +346,16 @@ func (c *Conn) writeLoop() {
 			if keepAlive != nil {
 				keepAlive.Reset(c.peerIdle / 2)
 			}
+		}
+		c.mu.Lock()
+		c.writing = 0
+		drained := c.congested && len(c.out) < c.srv.opts.OutputHighWater/2
+		if drained {
+			c.congested = false
+		}
+		c.mu.Unlock()
+		if wh, ok := c.h.(WritableHandler); ok && drained {
+			wh.Writable(c)
 		}
 		// The written buffer becomes the next spare; a very large one is dropped,
 		// and then so is the old spare, which c.out now uses.

@@ -53,6 +53,15 @@ type Handler interface {
 	Disposition(l *Link, d *Delivery, state wire.DeliveryState, settled bool)
 }
 
+// WritableHandler is a Handler that wants to know when a connection whose queued
+// output went over Options.OutputHighWater has drained below half of it (Conn.Writable
+// is true again). Writable is called on the connection's writing goroutine, with no
+// engine lock held.
+type WritableHandler interface {
+	Handler
+	Writable(c *Conn)
+}
+
 // NopHandler implements Handler with callbacks that accept every link and ignore
 // every event. Embed it to implement only the callbacks a policy needs.
 type NopHandler struct{}

@@ -56,6 +56,12 @@ type Options struct {
 	// MaxOutputBuffer bounds the bytes queued for one peer that does not read; past
 	// it the connection is dropped. Default: 64 MiB.
 	MaxOutputBuffer int
+	// OutputHighWater is the bytes queued for one peer (written or being written)
+	// above which Conn.Writable reports false, so that a policy stops sending messages
+	// to a peer that reads slowly instead of buffering them; once the queue falls
+	// below half of it, a Handler that implements WritableHandler hears Writable.
+	// Default: 512 KiB. Protocol frames (flows, dispositions) are never held back.
+	OutputHighWater int
 	// HandshakeTimeout bounds protocol headers, TLS, SASL and open. Default: 30s.
 	HandshakeTimeout time.Duration
 
@@ -130,6 +136,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if v.WriteTimeout == 0 {
 		v.WriteTimeout = 30 * time.Second
+	}
+	if v.OutputHighWater <= 0 {
+		v.OutputHighWater = 512 << 10
 	}
 	if v.MaxOutputBuffer == 0 {
 		v.MaxOutputBuffer = 64 << 20
