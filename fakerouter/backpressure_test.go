@@ -63,7 +63,7 @@ func TestStuckConsumerHoldsSendersBack(t *testing.T) {
 		}
 		id := uint32(sent)
 		require.NoError(t, producer.WriteTransfer(0, &wire.Transfer{Handle: 0, DeliveryID: &id,
-			DeliveryTag: []byte{byte(id), byte(id >> 8), byte(id >> 16), byte(id >> 24)},
+			DeliveryTag:   []byte{byte(id), byte(id >> 8), byte(id >> 16), byte(id >> 24)},
 			MessageFormat: &format, Settled: true}, payload))
 		sent++
 		have--
