@@ -2,9 +2,12 @@ package fakerouter_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"testing"
 	"time"
 
+	amqp "github.com/Azure/go-amqp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/fakerouter"
@@ -88,4 +91,50 @@ func TestStuckConsumerHoldsSendersBack(t *testing.T) {
 			break
 		}
 	}
+}
+
+// A go-amqp sender whose only consumer leaves in the middle of a pre-settled flood keeps
+// its link: the router never takes its credit back (it asks it to drain once a message
+// finds no path), and the sender goes on once a consumer is back.
+func TestConsumerLeavesMidFloodSenderKeepsLink(t *testing.T) {
+	r := fakerouter.RunT(t, nil)
+	ctx := testCtx(t)
+	const addr = "unicast.mid-flood"
+	first := connect(t, r.URL())
+	rcv := first.receiver(addr, 100)
+	waitConsumers(t, r, addr, 1)
+	snd := connect(t, r.URL()).presettledSender(addr)
+	stop := make(chan struct{})
+	flood := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				flood <- nil
+				return
+			default:
+			}
+			sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			err := snd.Send(sctx, amqp.NewMessage([]byte("flood")), nil)
+			cancel()
+			var ae *amqp.Error
+			if err != nil && !(errors.As(err, &ae) && ae.Condition == amqp.ErrCondTransferLimitExceeded) {
+				flood <- err // anything but waiting for credit
+				return
+			}
+		}
+	}()
+	for range 50 {
+		m, err := rcv.Receive(ctx, nil)
+		require.NoError(t, err)
+		require.NoError(t, rcv.AcceptMessage(ctx, m))
+	}
+	require.NoError(t, first.conn.Close()) // the only consumer leaves mid-flood
+	time.Sleep(100 * time.Millisecond)
+	again := connect(t, r.URL()).receiver(addr, 100)
+	m, err := again.Receive(ctx, nil)
+	require.NoError(t, err, "the sender's messages reach the consumer that came back")
+	require.Equal(t, "flood", string(m.GetData()))
+	close(stop)
+	require.NoError(t, <-flood, "the sender kept its link")
 }
