@@ -306,7 +306,9 @@ func (s *session) handleTransfer(t *wire.Transfer, payload []byte) error {
 		c.mu.Unlock()
 		return s.sessionError(wire.ErrCondWindowViolation, "transfer beyond the session's incoming window")
 	}
-	s.incomingWindow--
+	if s.incomingWindowMax < maxWindow { // the largest window stays as it is, as Proton's
+		s.incomingWindow--
+	}
 	s.nextIncomingID++
 	if s.incomingWindow <= s.incomingWindowMax/2 { // <=: a window of 1 must reopen too
 		s.incomingWindow = s.incomingWindowMax
@@ -634,10 +636,13 @@ func (s *session) frameLocked(o *outgoing) bool {
 	c := s.c
 	l, d := o.l, o.d
 	for s.remoteInWindow > 0 {
-		t := &wire.Transfer{Handle: l.local, Settled: d.Settled}
+		// Qpid Proton repeats the delivery-id and tag on every frame of a delivery;
+		// the message-format goes on the first.
+		id := d.ID
+		t := &wire.Transfer{Handle: l.local, DeliveryID: &id, DeliveryTag: d.Tag, Settled: d.Settled}
 		if o.off == 0 {
-			id, format := d.ID, d.Format
-			t.DeliveryID, t.DeliveryTag, t.MessageFormat = &id, d.Tag, &format
+			format := d.Format
+			t.MessageFormat = &format
 		}
 		room := s.transferRoom(t)
 		rest := d.Payload[o.off:]
