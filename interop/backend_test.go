@@ -29,20 +29,43 @@ type backend struct {
 	// legacy: the product in its open frame makes the dynamic addressing mode pick the
 	// legacy syntax (a broker) rather than the routable one (a router).
 	legacy bool
-	// inspect is what a fake intermediary lets the tests see; nil for a real one.
+	// inspect is what the tests can see in the intermediary: everything in a fake,
+	// what qdrouterd's management tells its users (qdstat) in the real router; nil
+	// where nothing can be seen (qpidd, the Proton broker).
 	inspect *inspection
 
-	trace *lineLog // frames (fake intermediaries: see frameTracer) or the broker's own log
-	golog *lineLog // the Go driver's log
-	py    *pySession
+	// trace holds what the intermediary shows of the traffic: a fake's frames (see
+	// frameTracer), a real program's own log (its frames too, when traced: see
+	// traceRealFrames), the Proton broker's lines; traceWhat says which, for logs.
+	trace     traceLog
+	traceWhat string
+	// frames: the trace holds every frame (a fake's, or a real program's when traced).
+	frames bool
+	// noMaxFrameSize: the intermediary announces no max-frame-size in its open, as
+	// qpidd 1.39.0 does, so a client sends it a message of any size in one transfer
+	// frame; only what it sends on to a peer that announces a limit (go-amqp: 65536)
+	// is split.
+	noMaxFrameSize bool
+	golog  *lineLog // the Go driver's log
+	py     *pySession
 }
 
-// inspection is what the tests look at in a fake intermediary.
+// traceLog is a log the tests mark and read back from: a lineLog, or a real program's
+// log file (programLog).
+type traceLog interface {
+	// mark returns a position: what is written after it is since(mark, ...).
+	mark() int
+	// since returns what was written after mark, at most its last n lines.
+	since(mark, n int) string
+}
+
+// inspection is what the tests look at in an intermediary.
 type inspection struct {
 	// waitForConsumers waits until addr has n consumers.
 	waitForConsumers func(ctx context.Context, addr string, n int) error
-	// links lists the attached links.
-	links func() []linkInfo
+	// links lists the attached links with an address of the client's choosing (the
+	// real router's list leaves out reply links and its own).
+	links func() ([]linkInfo, error)
 	// consumed lists the addresses that have consumers, for messages.
 	consumed func() []string
 }
@@ -104,10 +127,20 @@ var backends = []backendSpec{
 	{"router", startRouter},
 	{"broker", startFakeBroker},
 	{"proton", startProtonBroker},
+	{"qdrouterd", startQdrouterd},
+	{"qpidd", startQpidd},
 }
 
 func newBackend(name string) *backend {
-	return &backend{name: name, trace: newLineLog(60000), golog: newLineLog(20000)}
+	return &backend{name: name, golog: newLineLog(20000)}
+}
+
+// fakeTrace gives b a frame trace as the fakes write it and returns its tracer.
+func (b *backend) fakeTrace() *frameTracer {
+	l := newLineLog(60000)
+	b.trace, b.frames = l, true
+	b.traceWhat = "frame trace of the " + b.name + " (<- received from the client, -> sent to it)"
+	return newFrameTracer(l)
 }
 
 // startRouter runs the fake router (it says qpid-dispatch-router: routable addresses)
@@ -115,19 +148,19 @@ func newBackend(name string) *backend {
 func startRouter(t *testing.T) *backend {
 	b := newBackend("router")
 	b.multicast, b.redelivery, b.legacy = true, true, false
-	ft := newFrameTracer(b.trace)
+	ft := b.fakeTrace()
 	r := fakerouter.RunT(t, &fakerouter.Options{
 		Trace: func(f fakerouter.Frame) { ft.add(f.Conn, f.Incoming, f.Performative, f.Fields, f.String()) },
 	})
 	b.url = r.URL()
 	b.inspect = &inspection{
 		waitForConsumers: r.WaitForConsumers,
-		links: func() []linkInfo {
+		links: func() ([]linkInfo, error) {
 			var out []linkInfo
 			for _, l := range r.Links() {
 				out = append(out, linkInfo{l.Container, l.Name, l.Role, l.Address})
 			}
-			return out
+			return out, nil
 		},
 		consumed: func() []string {
 			var out []string
@@ -147,19 +180,19 @@ func startRouter(t *testing.T) *backend {
 func startFakeBroker(t *testing.T) *backend {
 	b := newBackend("broker")
 	b.multicast, b.redelivery, b.legacy = true, true, true
-	ft := newFrameTracer(b.trace)
+	ft := b.fakeTrace()
 	br := fakebroker.RunT(t, &fakebroker.Options{
 		Trace: func(f fakebroker.Frame) { ft.add(f.Conn, f.Incoming, f.Performative, f.Fields, f.String()) },
 	})
 	b.url = br.URL()
 	b.inspect = &inspection{
 		waitForConsumers: br.WaitForConsumers,
-		links: func() []linkInfo {
+		links: func() ([]linkInfo, error) {
 			var out []linkInfo
 			for _, l := range br.Links() {
 				out = append(out, linkInfo{l.Container, l.Name, l.Role, l.Address})
 			}
-			return out
+			return out, nil
 		},
 		consumed: func() []string {
 			var out []string
@@ -181,8 +214,10 @@ func startFakeBroker(t *testing.T) *backend {
 func startProtonBroker(t *testing.T) *backend {
 	b := newBackend("proton")
 	b.multicast, b.redelivery, b.legacy = false, false, true
+	l := newLineLog(60000)
+	b.trace, b.traceWhat = l, "the Proton broker's log"
 	br := protonbroker.StartT(t, &protonbroker.Options{
-		Output: func(line string) { b.trace.add("broker: " + line) },
+		Output: func(line string) { l.add("broker: " + line) },
 	})
 	b.url = br.URL()
 	return b
@@ -201,11 +236,7 @@ func (b *backend) watch(t *testing.T) {
 		if !t.Failed() && os.Getenv("AMQP1KIT_INTEROP_TRACE") == "" {
 			return
 		}
-		what := "frame trace of the " + b.name + " (<- received from the client, -> sent to it)"
-		if b.inspect == nil {
-			what = b.name + " broker's log"
-		}
-		t.Logf("%s while %s ran:\n%s", what, t.Name(), b.trace.since(fm, 400))
+		t.Logf("%s while %s ran:\n%s", b.traceWhat, t.Name(), b.trace.since(fm, 400))
 		if b.py != nil {
 			t.Logf("python peer's stderr while %s ran:\n%s", t.Name(), b.py.stderr.since(pm, 80))
 		}
@@ -281,8 +312,11 @@ func notifyAddress(legacy bool, topic string, p driver.Priority) string {
 }
 
 // waitConsumers waits at an inspectable intermediary until each address has n
-// consumers; elsewhere it returns at once (the caller then retries a first call, or
-// relies on the broker storing the messages).
+// consumers; elsewhere it returns at once: a broker stores what is sent to a queue
+// (qpidd creates it on the first attach, sender's or receiver's) until a consumer
+// comes; for the servers, the fixture retries a first call to each, and where a
+// topic's subscribers cannot be seen (qpidd) it sends fanout probes until every
+// server has one (fixture.fanoutProbes).
 func (b *backend) waitConsumers(ctx context.Context, t *testing.T, n int, addrs ...string) {
 	t.Helper()
 	if b.inspect == nil {
