@@ -46,8 +46,8 @@ type backend struct {
 	// frame; only what it sends on to a peer that announces a limit (go-amqp: 65536)
 	// is split.
 	noMaxFrameSize bool
-	golog  *lineLog // the Go driver's log
-	py     *pySession
+	golog          *lineLog // the Go driver's log
+	py             *pySession
 }
 
 // traceLog is a log the tests mark and read back from: a lineLog, or a real program's

@@ -10,8 +10,11 @@
 //   - backends (run one after the other; each is a column): "router" (fakerouter, a
 //     qdrouterd-like router, in process), "broker" (fakebroker, a qpidd-like broker, in
 //     process), "proton" (Qpid Proton's C++ example broker, a real broker with no
-//     multicast and no redelivery of released messages); a backend is a value (its URL,
-//     what it can do, how to inspect it), so another intermediary is one more entry;
+//     multicast and no redelivery of released messages), "qdrouterd" and "qpidd" (the
+//     real qdrouterd 1.19.0 and qpidd 1.39.0 that the fakes imitate, each in a process
+//     of its own, configured as the deployment guide configures them: see
+//     internal/realpeer); a backend is a value (its URL, what it can do, how to inspect
+//     it), so another intermediary is one more entry;
 //   - scenarios (rows): GoClientPythonServer and PythonClientGoServer (call, also
 //     concurrent, remote exception, cast, fanout, a named server, call-monitor
 //     heartbeats), GoNotifierPythonListener and PythonNotifierGoListener (all
@@ -26,6 +29,16 @@
 // checks what the backend does instead (for example
 // TestInterop/proton/GoClientPythonServer/fanout_reaches_one_server_no_multicast).
 //
+// The tests see of a real program what its users see. qdrouterd is asked with its
+// qdstat tool: -a before sending (until an address has its consumers, a sender gets no
+// credit), -l and -c for the links each driver attached. qpidd offers no tool here:
+// what is sent to a queue is stored until a consumer comes (qpidd creates the queue
+// on the first attach), a first call to each server is retried until it is answered,
+// and fanout probes are sent until every server has one (a topic copies a message
+// only to the subscriptions that exist). Frames are not traced unless
+// AMQP1KIT_INTEROP_TRACE is set (it slows the programs down); the checks that count
+// frames then say they were skipped.
+//
 // TestRabbitMQ shows that no oslo driver can work over RabbitMQ 3.10's AMQP 1.0 plugin,
 // which refuses dynamic reply sources: the Go driver fails fast with a *driver.PeerError
 // that names the peer's product and reason, where the Python driver retries silently
@@ -33,7 +46,8 @@
 // (scripts/rabbitmq.sh).
 //
 // AMQP1KIT_INTEROP_TRACE=1 logs the frame traces of passing cases too (failing cases
-// always log theirs).
+// always log theirs), and makes the real programs log every frame in their logs,
+// which are their columns' traces.
 //
 // Each backend runs one long-lived Python process (oslo_peer.py session) that plays the
 // Python RPC servers, clients, notifier and listeners, each role on a connection of its
@@ -44,6 +58,9 @@
 // stderr and the Go driver's log.
 //
 // Peers: under CI=true a missing peer (Python's oslo.messaging, the Proton broker,
-// RabbitMQ) fails the tests that need it; elsewhere they skip. scripts/test.sh installs
-// them all.
+// RabbitMQ, qdrouterd and qpidd built by scripts/real-peers.sh) fails the tests that
+// need it; elsewhere they skip. scripts/test.sh installs them all.
+//
+// TestInterop logs, when it ends, one line per column of how long it took (measured,
+// never asserted).
 package interop
