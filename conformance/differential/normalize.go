@@ -260,7 +260,7 @@ func kindOf(v string) string {
 
 var (
 	uuidRE     = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
-	alnumRunRE = regexp.MustCompile(`<[^<>]*>|[A-Za-z0-9+=]+`)
+	alnumRunRE = regexp.MustCompile(`<[^<>]*>|[A-Za-z0-9+=_-]+`)
 )
 
 // shape shows how a generated address is built: known names replaced by their tokens
@@ -298,7 +298,7 @@ func looksGenerated(run string) bool {
 	switch {
 	case len(run) >= 16:
 		return true
-	case other > 0 && len(run) >= 6: // base64's + and =
+	case other > 0 && len(run) >= 6: // base64 and similar alphabets
 		return true
 	case digits > 0 && letters > 0 && len(run) >= 6:
 		return true

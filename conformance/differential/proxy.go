@@ -295,7 +295,7 @@ func (s *splitter) feed(b []byte) {
 	s.buf = append(s.buf, b...)
 	for !s.stopped {
 		n := s.next()
-		if n == 0 {
+		if n == 0 || s.stopped {
 			break
 		}
 		s.buf = s.buf[n:]
