@@ -174,20 +174,6 @@ func (r *rawConn) send(ch uint16, bodies ...wire.Marshaler) error {
 	return err
 }
 
-// sendTransfer writes a transfer carrying an encoded message.
-func (r *rawConn) sendTransfer(ch uint16, t *wire.Transfer, msg *wire.Message) error {
-	payload, err := msg.AppendTo(nil)
-	if err != nil {
-		return err
-	}
-	out, err := wire.AppendFrame(nil, wire.FrameAMQP, ch, t, payload)
-	if err != nil {
-		return err
-	}
-	_, err = r.c.Write(out)
-	return err
-}
-
 // errRawClosed is returned by expect once the intermediary closed the connection.
 var errRawClosed = errors.New("raw client: the connection closed")
 
