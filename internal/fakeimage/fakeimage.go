@@ -222,12 +222,26 @@ func buildImages() error {
 		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
 			return err
 		}
+		previous := imageID(img.tag)
 		cmd := exec.Command("docker", "build", "--quiet", "-t", img.tag, dir)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("fakeimage: docker build %s: %v\n%s", img.tag, err, out)
 		}
+		if previous != "" && previous != imageID(img.tag) {
+			// The image the tag named before, now untagged; left alone while a container uses it.
+			_ = exec.Command("docker", "rmi", previous).Run()
+		}
 	}
 	return nil
+}
+
+// imageID returns the id of the image tag names, or "".
+func imageID(tag string) string {
+	out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Id}}", tag).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // SetTestcontainersEnv sets, unless already set, what testcontainers-go needs on a
