@@ -116,7 +116,7 @@ EOF
 }
 
 WORK=""
-cleanup() { [[ -n "$WORK" ]] && rm -rf "$WORK"; }
+cleanup() { if [[ -n "$WORK" ]]; then rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
 # quiet DESC CMD... runs CMD with its output in $WORK/build.log; prints the tail on failure.
@@ -230,7 +230,7 @@ path:qdrouterd | path:qpidd)
 	;;
 env:all)
 	for n in qdrouterd qpidd; do
-		built "$n" && echo "AMQP1KIT_$(echo "$n" | tr a-z A-Z)=$(binary_of "$n")"
+		if built "$n"; then echo "AMQP1KIT_$(echo "$n" | tr a-z A-Z)=$(binary_of "$n")"; fi
 	done
 	;;
 *) usage ;;
