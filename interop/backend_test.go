@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"strings"
 	"sync"
@@ -13,7 +14,9 @@ import (
 	"github.com/amqp1kit/amqp1kit/driver"
 	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
+	"github.com/amqp1kit/amqp1kit/internal/frameclient"
 	"github.com/amqp1kit/amqp1kit/internal/protonbroker"
+	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
 // backend is one intermediary the matrix runs over (a column), with what it can do.
@@ -41,13 +44,14 @@ type backend struct {
 	traceWhat string
 	// frames: the trace holds every frame (a fake's, or a real program's when traced).
 	frames bool
-	// noMaxFrameSize: the intermediary announces no max-frame-size in its open, as
-	// qpidd 1.39.0 does, so a client sends it a message of any size in one transfer
-	// frame; only what it sends on to a peer that announces a limit (go-amqp: 65536)
-	// is split.
-	noMaxFrameSize bool
-	golog          *lineLog // the Go driver's log
-	py             *pySession
+	// maxFrameSize is what the intermediary announces in its open (see
+	// announcedMaxFrameSize): clients split a larger message into several transfer
+	// frames to it; 4294967295 (the default, which qpidd 1.39.0 leaves implicit) means
+	// they send a message of any size in one frame, and only what the intermediary
+	// sends on to a peer that announces a limit (go-amqp: 65536) is split.
+	maxFrameSize uint32
+	golog        *lineLog // the Go driver's log
+	py           *pySession
 }
 
 // traceLog is a log the tests mark and read back from: a lineLog, or a real program's
@@ -115,6 +119,27 @@ func (ft *frameTracer) labelLine(line string) string {
 		side = "?"
 	}
 	return "[" + side + "] " + line
+}
+
+// announcedMaxFrameSize opens a connection to the intermediary at url (the plain AMQP
+// header, no SASL, as the Python driver without credentials) and returns the
+// max-frame-size of its open: what a client may send it in one frame.
+func announcedMaxFrameSize(url string) (uint32, error) {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return 0, err
+	}
+	c, err := frameclient.Dial(u.Host)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	open, err := c.Open(&wire.Open{ContainerID: "interop-open-probe", MaxFrameSize: 65536})
+	if err != nil {
+		return 0, fmt.Errorf("the open of %s: %w", url, err)
+	}
+	_ = c.Write(0, &wire.Close{})
+	return open.MaxFrameSize, nil
 }
 
 // backendSpec names a backend and starts it for a test (closed by t.Cleanup).

@@ -61,7 +61,6 @@ func startQdrouterd(t *testing.T) *backend {
 func startQpidd(t *testing.T) *backend {
 	b := newBackend("qpidd")
 	b.multicast, b.redelivery, b.legacy = true, true, true
-	b.noMaxFrameSize = true
 	conf := realpeer.DefaultQpiddConfig
 	if traceRealFrames() {
 		conf += "log-enable=notice+\nlog-enable=trace+:Protocol\n"
