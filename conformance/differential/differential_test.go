@@ -1,8 +1,10 @@
 package differential_test
 
 import (
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amqp1kit/amqp1kit/conformance/differential"
 	"github.com/amqp1kit/amqp1kit/fakebroker"
@@ -77,5 +79,30 @@ func TestRouterAgainstBroker(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(r.Differences(), "\n"), "properties.product") {
 		t.Errorf("the product property is not among the differences:\n%s", r)
+	}
+}
+
+// TestNoGoroutineLeft checks that a comparison leaves no goroutine of its own behind
+// (proxies, pumps, raw readers, go-amqp connections): once the fakes' own connection
+// goroutines have wound down, the count is back where it was.
+func TestNoGoroutineLeft(t *testing.T) {
+	a := fakerouter.RunT(t, nil)
+	target := differential.Target{Name: "fakerouter", URL: a.URL()}
+	before := runtime.NumGoroutine()
+	for _, name := range []string{"open", "drain", "link-without-terminus"} {
+		s, _ := differential.Lookup(name)
+		if _, err := differential.Compare(t.Context(), s, target, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fake router ends its connections' goroutines after the clients have gone;
+	// give it a moment (this bounds a wait, it asserts no speed).
+	deadline := time.Now().Add(30 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
