@@ -228,6 +228,11 @@ func Run(t *testing.T, newHarness NewHarness) []Result {
 			h := newHarness(t)
 			made = true
 			name = h.Name
+			for d := range h.Differences {
+				if _, known := cases[d]; !known {
+					t.Errorf("%s documents a difference for %q, which is no case of the suite", h.Name, d)
+				}
+			}
 			why, differs := h.Differences[c]
 			if !differs {
 				defer func() {

@@ -56,7 +56,15 @@ var rabbitMQDifferences = map[string]string{
 		"(amqp:invalid-field, address_not_utf8_string)",
 	"ModifiedOutcome": "RabbitMQ 3.10 does not know the modified outcome: the consumer's " +
 		"disposition is answered with amqp:invalid-field (Unrecognised state)",
-	"SettleModesEchoed": "RabbitMQ 3.10 refuses rcv-settle-mode second (amqp:not-implemented)",
+	"SettleModesAnswered": "RabbitMQ 3.10 refuses rcv-settle-mode second: it ends the session " +
+		"with amqp:not-implemented instead of answering first",
+	"AttachAnswerFields": "it is not Qpid Proton: its attach answers leave out initial-delivery-count " +
+		"where it receives and the termini's expiry-policy",
+	"BeginAnswered": "its session windows are 65535, not Proton's 2147483647",
+	"DrainWithCreditEchoed": "it answers a drain without spending the credit: link-credit stays 5 " +
+		"and delivery-count is not advanced",
+	"DrainWithNoCreditNotAnswered": "it answers every drain, even one with no credit",
+	"EchoFlowNotAnswered":          "it answers a flow that asks for an echo",
 	"IdleConnectionKeptAlive": "RabbitMQ 3.10 lets a client whose idle time-out is 500 ms (or 1 s) " +
 		"time out; from 2 s on it sends empty frames in time",
 }
