@@ -35,9 +35,9 @@
 // what is sent to a queue is stored until a consumer comes (qpidd creates the queue
 // on the first attach), a first call to each server is retried until it is answered,
 // and fanout probes are sent until every server has one (a topic copies a message
-// only to the subscriptions that exist). Frames are not traced unless
-// AMQP1KIT_INTEROP_TRACE is set (it slows the programs down); the checks that count
-// frames then say they were skipped.
+// only to the subscriptions that exist). Both log every frame (qdrouterd's PROTOCOL
+// module and qpidd's Protocol category at trace level), and their logs are their
+// columns' traces.
 //
 // TestRabbitMQ shows that no oslo driver can work over RabbitMQ 3.10's AMQP 1.0 plugin,
 // which refuses dynamic reply sources: the Go driver fails fast with a *driver.PeerError
@@ -46,8 +46,7 @@
 // (scripts/rabbitmq.sh).
 //
 // AMQP1KIT_INTEROP_TRACE=1 logs the frame traces of passing cases too (failing cases
-// always log theirs), and makes the real programs log every frame in their logs,
-// which are their columns' traces.
+// always log theirs).
 //
 // Each backend runs one long-lived Python process (oslo_peer.py session) that plays the
 // Python RPC servers, clients, notifier and listeners, each role on a connection of its

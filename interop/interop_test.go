@@ -1058,7 +1058,7 @@ func (f *fixture) payloads(t *testing.T) {
 	// "[C1]:0 <- @transfer(20) [..., more=true]".
 	multiFrame := func(t *testing.T, mark int) {
 		if !b.frames {
-			t.Logf("the %s's frames are not traced (AMQP1KIT_INTEROP_TRACE=1 traces them): the transfer frames are not counted", b.name)
+			t.Logf("the %s's frames are not traced: the transfer frames are not counted", b.name)
 			return
 		}
 		trace := b.trace.since(mark, 1<<30)
