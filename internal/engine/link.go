@@ -53,6 +53,7 @@ type Link struct {
 	detachSent        bool
 	gone              bool
 	peerDetached      bool // the peer sent a detach for the link
+	peerClosed        bool // with closed set
 
 	// Context is free for the handler's per-link state.
 	Context any
@@ -162,6 +163,15 @@ func (l *Link) DetachedByPeer() bool {
 	l.s.c.mu.Lock()
 	defer l.s.c.mu.Unlock()
 	return l.peerDetached
+}
+
+// ClosedByPeer reports whether the peer detached the link with closed set (qpidd
+// deletes an auto-deleted subscription at once then, and after its delay when the
+// link only goes away).
+func (l *Link) ClosedByPeer() bool {
+	l.s.c.mu.Lock()
+	defer l.s.c.mu.Unlock()
+	return l.peerClosed
 }
 
 // Credit returns the credit: where the server sends, how many more deliveries the

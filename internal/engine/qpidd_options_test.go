@@ -126,6 +126,7 @@ type termPolicy struct {
 	NopHandler
 	mu     sync.Mutex
 	byPeer map[string]bool
+	closed map[string]bool
 }
 
 func (p *termPolicy) Attach(l *Link) error {
@@ -141,14 +142,16 @@ func (p *termPolicy) LinkDetached(l *Link, _ *wire.Error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.byPeer[l.Name()] = l.DetachedByPeer()
+	p.closed[l.Name()] = l.ClosedByPeer()
 }
 
 // A handler's own termini are answered as set, on accepted and refused links
 // alike (a refused link's node side null); DetachedByPeer tells a link the peer
-// detached from one that went with its session.
+// detached from one that went with its session, ClosedByPeer a detach with closed
+// set.
 func TestOwnTerminiAndDetachedByPeer(t *testing.T) {
 	t.Parallel()
-	pol := &termPolicy{byPeer: map[string]bool{}}
+	pol := &termPolicy{byPeer: map[string]bool{}, closed: map[string]bool{}}
 	_, url := startServer(t, pol, nil)
 	p := dialPeer(t, url)
 	p.open()
@@ -163,18 +166,24 @@ func TestOwnTerminiAndDetachedByPeer(t *testing.T) {
 	}
 	p.wantDetach(wire.ErrCondNotFound)
 	p.attach(0, receiverAttach("ended", 2, "q"))
+	p.attach(0, receiverAttach("detached-open", 3, "q"))
 	p.writeFrame(0, &wire.Detach{Handle: 0, Closed: true})
+	readFrame[*wire.Detach](p)
+	p.writeFrame(0, &wire.Detach{Handle: 3})
 	readFrame[*wire.Detach](p)
 	p.writeFrame(0, &wire.End{})
 	readFrame[*wire.End](p)
 	waitFor(t, "both links detached", func() bool {
 		pol.mu.Lock()
 		defer pol.mu.Unlock()
-		return len(pol.byPeer) == 2
+		return len(pol.byPeer) == 3
 	})
 	pol.mu.Lock()
 	defer pol.mu.Unlock()
-	if !pol.byPeer["detached"] || pol.byPeer["ended"] {
-		t.Errorf("DetachedByPeer: %v, want true for the detached link, false for the one its session took", pol.byPeer)
+	if !pol.byPeer["detached"] || !pol.byPeer["detached-open"] || pol.byPeer["ended"] {
+		t.Errorf("DetachedByPeer: %v, want true for the detached links, false for the one its session took", pol.byPeer)
+	}
+	if !pol.closed["detached"] || pol.closed["detached-open"] || pol.closed["ended"] {
+		t.Errorf("ClosedByPeer: %v, want true for the link detached with closed set only", pol.closed)
 	}
 }

@@ -566,7 +566,7 @@ func (s *session) handleDetach(dt *wire.Detach) error {
 	delete(s.byRemote, dt.Handle)
 	delete(s.byLocal, l.local)
 	s.handleHint = min(s.handleHint, l.local)
-	l.peerDetached = true
+	l.peerDetached, l.peerClosed = true, dt.Closed
 	if !l.detachSent {
 		l.detachSent = true
 		c.writeLocked(s.local, &wire.Detach{Handle: l.local, Closed: dt.Closed}, nil)
