@@ -1,20 +1,55 @@
-// Package fakerouter is an in-process AMQP 1.0 router that behaves like qdrouterd
-// (Apache Qpid Dispatch Router) as the oslo.messaging AMQP 1.0 deployment guide runs
-// it: no storage, messages go straight from a sender to a consumer chosen by the
-// address's distribution (closest, balanced, multicast), the consumer's outcome travels
-// back to the sender (end-to-end acknowledgement), senders get credit only while a
-// consumer can take their messages, multicast messages with no consumer are dropped,
-// and receivers may ask for dynamic (router-named) reply addresses. It speaks the real
-// wire protocol on a loopback port, so any AMQP 1.0 client can use it: go-amqp, Qpid
-// Proton, the Python oslo.messaging driver, amqp1kit's own driver.
+// Package fakerouter is an in-process AMQP 1.0 router that behaves like qdrouterd 1.19.0
+// (Apache Qpid Dispatch Router) as the oslo.messaging AMQP 1.0 deployment guide runs it.
+// It speaks the real wire protocol on a loopback port, so any AMQP 1.0 client can use
+// it: go-amqp, Qpid Proton, the Python oslo.messaging driver, amqp1kit's own driver.
 //
 // In a test:
 //
 //	r := fakerouter.RunT(t, nil)
 //	// dial r.URL() with any AMQP 1.0 client
 //
-// The router says "qpid-dispatch-router" in its open frame, so oslo.messaging drivers in
-// their default dynamic addressing mode pick the routable address syntax.
+// # What it imitates
+//
+// The model is the real program on the wire, not its documents; the conformance suite
+// (package conformance) holds the fake and qdrouterd 1.19.0 to the same cases, and its
+// differential mode compares their frames.
+//
+//   - Open: product qpid-dispatch-router, version 1.19.0 and qd.conn-id in the
+//     properties (so oslo drivers in dynamic addressing mode pick the routable syntax),
+//     ANONYMOUS-RELAY and qd.streaming-links offered and desired, max-frame-size 16384,
+//     idle-time-out 8000, channel-max the lower of 32767 and the client's; sessions
+//     with windows of 2147483647; SASL ANONYMOUS (PLAIN with Users).
+//   - Routing without storage: a message goes straight to a consumer chosen by the
+//     address's distribution (closest, balanced, multicast; prefixes as the guide's
+//     address table or a qdrouterd.conf say), and the consumer's outcome travels back to
+//     the sender (end-to-end acknowledgement). Unsettled multicast copies go unsettled
+//     and the sender gets the strongest outcome once all are settled.
+//   - Credit: a sender gets the link capacity (250) once its address has a consumer,
+//     whatever credit the consumer gave, and each delivery's credit back once the
+//     router has settled it (or, pre-settled, written it on); none before a consumer
+//     exists, multicast included; credit is never taken back. A message that finds no
+//     path is released (dropped if pre-settled) and its sender asked to drain.
+//   - Answers as Qpid Proton writes them: every attach answered snd-settle-mode mixed
+//     and rcv-settle-mode first whatever was asked, initial-delivery-count 0,
+//     max-message-size 0; echo flows unanswered; a drain with no credit unanswered.
+//   - Dynamic sources named amqp:/_topo/0/<router-id>/temp.<id>, dynamic targets
+//     amqp:/_$temp.<id>; anonymous relay (null target) routing by the to property;
+//     refusals with qdrouterd's conditions.
+//   - Backpressure: a consumer that reads slowly is skipped until its connection
+//     drains, so its senders run out of credit instead of the router buffering.
+//
+// MulticastDropsWithoutConsumer gives the older behaviour the deployment guide
+// describes (multicast senders always have credit; messages nobody consumes are
+// dropped).
+//
+// # Where it knowingly differs
+//
+//   - A message larger than MaxMessageSize (64 MiB unless set) closes its link with
+//     amqp:link:message-size-exceeded; qdrouterd streams messages of any size. The
+//     limit is announced only when set, as qdrouterd's policy limit is.
+//   - Frame batching: where qdrouterd settles several deliveries in one disposition
+//     range, or gives credit back in one flow, the fake may send one frame each. The
+//     state the client ends in is the same.
 package fakerouter
 
 import (
@@ -207,7 +242,7 @@ func (r *Router) ID() string { return r.opts.ID }
 // handler adapts a Router to the engine.
 type handler struct{ r *Router }
 
-func (h handler) Opened(*engine.Conn) error { return nil }
+func (h handler) Opened(c *engine.Conn) error { h.r.core.agent.opened(c); return nil }
 
 func (h handler) Closed(c *engine.Conn, _ error) { h.r.core.connClosed(c) }
 
