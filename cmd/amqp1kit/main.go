@@ -58,15 +58,16 @@ type cli struct {
 }
 
 type serveCmd struct {
-	RouterAddr   string `name:"router-addr" default:"127.0.0.1:5672" help:"Address the fake router listens on."`
-	RouterConfig string `name:"router-config" type:"existingfile" help:"A qdrouterd.conf whose address and linkRoute sections the router follows (its listener is used when --router-addr is not given)."`
-	NoRouter     bool   `name:"no-router" help:"Do not serve the router."`
-	BrokerAddr   string `name:"broker-addr" default:"127.0.0.1:5673" help:"Address the fake broker listens on."`
-	BrokerConfig string `name:"broker-config" type:"existingfile" help:"A qpidd.conf whose port, queue-patterns and topic-patterns the broker follows (its port is used when --broker-addr is not given)."`
-	BrokerDir    string `name:"broker-dir" help:"A directory for the broker's journal: durable messages survive a restart."`
-	NoBroker     bool   `name:"no-broker" help:"Do not serve the broker."`
-	Trace        bool   `help:"Print every frame the fakes send and receive."`
-	Verbose      bool   `short:"v" help:"Log connection events."`
+	RouterAddr     string `name:"router-addr" default:"127.0.0.1:5672" help:"Address the fake router listens on."`
+	RouterConfig   string `name:"router-config" type:"existingfile" help:"A qdrouterd.conf whose address and linkRoute sections the router follows (its listener is used when --router-addr is not given)."`
+	NoRouter       bool   `name:"no-router" help:"Do not serve the router."`
+	MulticastDrops bool   `name:"multicast-drops" help:"Behave as the older qdrouterd the deployment guide describes: multicast senders have credit without a consumer and what nobody consumes is dropped (qdrouterd 1.10 and later, and the default here, give them no credit)."`
+	BrokerAddr     string `name:"broker-addr" default:"127.0.0.1:5673" help:"Address the fake broker listens on."`
+	BrokerConfig   string `name:"broker-config" type:"existingfile" help:"A qpidd.conf whose port, queue-patterns and topic-patterns the broker follows (its port is used when --broker-addr is not given)."`
+	BrokerDir      string `name:"broker-dir" help:"A directory for the broker's journal: durable messages survive a restart."`
+	NoBroker       bool   `name:"no-broker" help:"Do not serve the broker."`
+	Trace          bool   `help:"Print every frame the fakes send and receive."`
+	Verbose        bool   `short:"v" help:"Log connection events."`
 }
 
 func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
@@ -86,7 +87,7 @@ func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
 		}
 	}()
 	if !s.NoRouter {
-		opts := &fakerouter.Options{ConfigFile: s.RouterConfig, Logger: logger}
+		opts := &fakerouter.Options{ConfigFile: s.RouterConfig, Logger: logger, MulticastDropsWithoutConsumer: s.MulticastDrops}
 		// An explicit flag wins over the config file's listener.
 		if s.RouterConfig == "" || flagGiven(kctx, "router-addr") {
 			opts.Addr = s.RouterAddr
