@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,7 +175,7 @@ func parseQdstatCSV(out string) ([]map[string]string, error) {
 	return rows, nil
 }
 
-// consumers returns the local consumers of each mobile address (every address a
+// mobileConsumers returns the local consumers of each mobile address (every address a
 // client names) in qdstat -a's rows.
 func mobileConsumers(rows []map[string]string) map[string]int {
 	out := map[string]int{}
@@ -191,20 +192,22 @@ func mobileConsumers(rows []map[string]string) map[string]int {
 // waitForConsumers polls qdstat -a until addr has n local consumers, as qdrouterd's
 // own system tests wait for an address (wait_address): address propagation is
 // asynchronous, and until then a sender gets no credit.
+// A qdstat that fails three times in a row (it cannot reach the router, or cannot
+// run) ends the wait with its error.
 func (q qdstat) waitForConsumers(ctx context.Context, addr string, n int) error {
-	have := 0
+	have, failures := 0, 0
 	for {
 		rows, err := q.query(ctx, "-a")
 		if err == nil {
+			failures = 0
 			if have = mobileConsumers(rows)[addr]; have >= n {
 				return nil
 			}
+		} else if failures++; failures == 3 || ctx.Err() != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			if err != nil {
-				return err
-			}
 			return fmt.Errorf("qdstat -a: %q has %d local consumers, want %d: %w", addr, have, n, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -225,6 +228,7 @@ func (q qdstat) consumed() []string {
 			out = append(out, fmt.Sprintf("%s(%d)", a, n))
 		}
 	}
+	sort.Strings(out)
 	return out
 }
 
@@ -260,4 +264,35 @@ func (q qdstat) links() ([]linkInfo, error) {
 		out = append(out, linkInfo{container: containers[l["conn id"]], role: role, address: l["addr"]})
 	}
 	return out, nil
+}
+
+// qdstat's CSV, as qdrouterd 1.19.0's qdstat -a --csv prints it, is read into rows by
+// column name; mobile addresses count their local consumers.
+func TestParseQdstatCSV(t *testing.T) {
+	out := `2026-12-07 06:42:20.313273 UTC
+amqp1kit-qdrouterd
+
+Router Addresses
+"class","addr","phs","distrib","pri","local","remote","in","out","thru","fallback"
+"local","$_management_internal",,"closest","-","0","0","0","0","0","0"
+"mobile","$management","0","closest","-","0","0","19","0","0","0"
+"mobile","openstack.org/om/rpc/anycast/openstack/x","0","balanced","-","2","0","0","0","0","0"
+"mobile","interop.ex/tópic, with ""quotes""","0","closest","-","1","0","0","0","0","0"
+"local","temp.n+slvJN31oBxIyy",,"balanced","-","1","0","0","1","0","0"
+`
+	rows, err := parseQdstatCSV(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 5 || rows[4]["addr"] != "temp.n+slvJN31oBxIyy" || rows[4]["phs"] != "" {
+		t.Fatalf("rows: %v", rows)
+	}
+	got := mobileConsumers(rows)
+	want := map[string]int{"$management": 0, "openstack.org/om/rpc/anycast/openstack/x": 2, `interop.ex/tópic, with "quotes"`: 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("consumers: got %v, want %v", got, want)
+	}
+	if _, err := parseQdstatCSV("qdstat: connection refused\n"); err == nil {
+		t.Fatal("no error for output without a table")
+	}
 }
