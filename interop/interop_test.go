@@ -166,7 +166,7 @@ func (f *fixture) fanoutProbes(ctx context.Context, t *testing.T) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("fanout probes: every server did not get one (Python servers: %v, Go servers: %v): %v", pyReady(), goReady(), ctx.Err())
+			t.Fatalf("fanout probes: not every server got one (both Python servers: %v, both Go servers: %v): %v", pyReady(), goReady(), ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
 		if pyReady() && goReady() {
