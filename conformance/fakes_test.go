@@ -64,7 +64,7 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 				"RouterCreditBackOnSettlement":       "its credit is its own (500), not a link capacity of 250",
 				"RouterCreditWithIdleConsumer":       "its credit is its own (500)",
 				"RouterDynamicAddresses":             "it names dynamic nodes as qpidd does",
-				"RouterMulticastCopiesPresettled":    "its credit is its own",
+				"RouterForwardsHeaderUnchanged":      "it writes a header of its own, as qpidd",
 				"RouterMulticastCopiesUnsettled":     "it settles once stored",
 				"RouterNoPathAsksSenderToDrain":      "it stores what nobody consumes",
 				"RouterOpenFrame":                    "it opens as qpidd does",
@@ -91,6 +91,24 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 				"CreditWithoutConsumer":       "it gives no credit without a consumer",
 				"SettleModesAnswered":         "it answers every link mixed",
 				"TopicDropsWithoutSubscriber": "it gives a multicast sender no credit without a consumer",
+				// qpidd's own ways, which qdrouterd does not share.
+				"BrokerAnonymousRelayAcceptsAll":       "it releases what finds no consumer",
+				"BrokerAnswersOwnTerminus":             "it echoes the client's termini",
+				"BrokerDynamicNodeKeptWhileUsed":       "its dynamic addresses are not queues",
+				"BrokerDynamicNodes":                   "it names dynamic addresses as qdrouterd does",
+				"BrokerHeaderOnDelivery":               "it forwards the header as sent",
+				"BrokerIdleTimeoutMirrored":            "it announces an idle time-out of its own",
+				"BrokerNodeNotFound":                   "every address exists for it",
+				"BrokerOpenAnswer":                     "it opens as qdrouterd does",
+				"BrokerQueueGoesWhenUnusedAndEmpty":    "it stores nothing",
+				"BrokerRedeliveryHeader":               "it redelivers nothing",
+				"BrokerRefusesNullTerminus":            "it refuses as qdrouterd does",
+				"BrokerSASLMechanisms":                 "it offers ANONYMOUS only",
+				"BrokerSenderCreditToppedUp":           "its credit is a link capacity of 250",
+				"BrokerSubscriptionNameInUse":          "it has no subscription queues",
+				"BrokerSubscriptionOutlivesConnection": "it stores nothing",
+				"BrokerTopicCopiesSettled":             "it gives a multicast sender no credit without a consumer",
+				"BrokerTopicSourceFilter":              "it answers no filter",
 			}
 			return h
 		}))

@@ -217,3 +217,164 @@ func expect[T wire.Marshaler](c *frames) T {
 func textMessage(body string) *wire.Message { return &wire.Message{Data: [][]byte{[]byte(body)}} }
 
 func u32(v uint32) *uint32 { return &v }
+
+// openFrames connects as dialFrames does but with the client's open o, and begins no
+// session.
+func openFrames(t T, h *Harness, o *wire.Open) *frames {
+	t.Helper()
+	u, err := url.Parse(h.URL)
+	if err != nil {
+		t.Fatalf("harness URL %q: %v", h.URL, err)
+	}
+	fc, err := frameclient.Dial(u.Host)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", h.Name, err)
+	}
+	t.Cleanup(func() { fc.Close() })
+	if d, ok := caseContext(t).Deadline(); ok {
+		if fc.Timeout = time.Until(d); fc.Timeout <= 0 {
+			t.Fatalf("the case's time is up")
+		}
+	}
+	c := &frames{Conn: fc, t: t, local: map[uint32]uint32{}}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		_, c.open, err = fc.OpenSASL("PLAIN", []byte("\x00"+u.User.Username()+"\x00"+pass), o)
+	} else {
+		c.open, err = fc.Open(o)
+	}
+	if err != nil {
+		t.Fatalf("open a connection to %s: %v", h.Name, err)
+	}
+	return c
+}
+
+// connectFramesAs connects as connectFrames does, with the given container-id.
+func connectFramesAs(t T, h *Harness, containerID string) *frames {
+	t.Helper()
+	c := openFrames(t, h, &wire.Open{ContainerID: containerID, MaxFrameSize: 65536, ChannelMax: 15})
+	b, err := c.Begin(0, &wire.Begin{NextOutgoingID: 0, IncomingWindow: 5000, OutgoingWindow: 5000, HandleMax: 1023})
+	if err != nil {
+		t.Fatalf("begin on %s: %v", h.Name, err)
+	}
+	c.begin = b
+	return c
+}
+
+// saslExchange sends the SASL header to h, reads the mechanisms offered and answers
+// with mech and resp; it returns the mechanisms and the outcome.
+func saslExchange(t T, h *Harness, mech wire.Symbol, resp []byte) (*wire.SASLMechanisms, *wire.SASLOutcome) {
+	t.Helper()
+	u, err := url.Parse(h.URL)
+	if err != nil {
+		t.Fatalf("harness URL %q: %v", h.URL, err)
+	}
+	fc, err := frameclient.Dial(u.Host)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", h.Name, err)
+	}
+	defer fc.Close()
+	mechs, outcome, err := fc.SASL(mech, resp)
+	if err != nil {
+		t.Fatalf("SASL %s with %s: %v", mech, h.Name, err)
+	}
+	return mechs, outcome
+}
+
+// refused sends a, which the intermediary must refuse: it returns the attach that
+// answers it and the detach that follows.
+func (c *frames) refused(a *wire.Attach) (*wire.Attach, *wire.Detach) {
+	c.t.Helper()
+	peer := c.attach(a)
+	return peer, expect[*wire.Detach](c)
+}
+
+// settle sends the receiver's settled disposition of delivery id with state.
+func (c *frames) settle(id uint32, state wire.DeliveryState) {
+	c.t.Helper()
+	if err := c.Write(0, &wire.Disposition{Role: wire.RoleReceiver, First: id, Settled: true, State: state}); err != nil {
+		c.t.Fatalf("disposition: %v", err)
+	}
+}
+
+// detach detaches the case's link handle (closed) and waits for the answer, passing
+// over the flows, transfers and dispositions that come before it (qpidd settles a
+// link's unsettled deliveries before it answers).
+func (c *frames) detach(handle uint32) {
+	c.t.Helper()
+	if err := c.Write(0, &wire.Detach{Handle: handle, Closed: true}); err != nil {
+		c.t.Fatalf("detach: %v", err)
+	}
+	for {
+		f, err := c.Next()
+		if err != nil {
+			c.t.Fatalf("waiting for the answer to a detach: %v", err)
+		}
+		switch b := f.Body.(type) {
+		case *wire.Detach:
+			if c.local[b.Handle] == handle {
+				return
+			}
+		case *wire.Flow, *wire.Transfer, *wire.Disposition:
+		default:
+			c.t.Fatalf("waiting for the answer to a detach, got %s", frameclient.Describe(f))
+		}
+	}
+}
+
+// closeConn closes the connection with a close frame, without detaching its links or
+// ending its session, and waits for the intermediary's close.
+func (c *frames) closeConn() {
+	c.t.Helper()
+	if err := c.Write(0, &wire.Close{}); err != nil {
+		c.t.Fatalf("close: %v", err)
+	}
+	for {
+		f, err := c.Next()
+		if err != nil {
+			c.t.Fatalf("waiting for the close: %v", err)
+		}
+		if _, ok := f.Body.(*wire.Close); ok {
+			return
+		}
+	}
+}
+
+// rawDelivery waits for the next transfer, skipping flows, and returns it with the
+// message bytes it carried (one frame: cases send small messages).
+func (c *frames) rawDelivery() (*wire.Transfer, []byte) {
+	c.t.Helper()
+	tr, f, err := frameclient.Expect[*wire.Transfer](c.Conn)
+	if err != nil {
+		c.t.Fatalf("%v", err)
+	}
+	return tr, f.Payload
+}
+
+// deliveryWithin returns the next transfer that comes within d with its message,
+// skipping flows, or nil when none comes.
+func (c *frames) deliveryWithin(d time.Duration) (*wire.Transfer, *wire.Message) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for left := d; left > 0; left = time.Until(deadline) {
+		f, err := c.Quiet(left)
+		if err != nil {
+			c.t.Fatalf("waiting for a transfer: %v", err)
+		}
+		switch b := f.Body.(type) {
+		case nil:
+			return nil, nil
+		case *wire.Flow:
+			continue
+		case *wire.Transfer:
+			m := new(wire.Message)
+			if err := m.Unmarshal(f.Payload); err != nil {
+				c.t.Fatalf("decode the message of a transfer: %v", err)
+			}
+			return b, m
+		default:
+			c.t.Fatalf("waiting for a transfer, got %s", frameclient.Describe(f))
+		}
+	}
+	return nil, nil
+}

@@ -20,47 +20,120 @@
 // default dynamic addressing mode pick the legacy address syntax, which the default
 // patterns serve.
 //
-// # Behaviour, and where it differs from qpidd
+// # What it imitates
 //
-//   - Attach to a node that does not exist and that no pattern matches: refused with
-//     amqp:not-found, the description naming the patterns (as qpidd).
-//   - Patterns are unanchored POSIX basic regular expressions; the longest matching
-//     pattern wins, a queue on a tie (qpidd: longest wins).
-//   - A receiver on a topic gets a subscription queue of its own, named
-//     <container-id>_<link-name> (a suffix makes it unique), deleted with the link;
-//     so is a dynamic node (a dynamic source, the RPC reply queue of oslo.messaging,
-//     or a dynamic target). A message for a topic without subscribers is dropped
-//     (accepted, counted as Dropped), as in qpidd.
-//   - Outcomes from consumers (as qpidd): accepted removes the message; released
-//     puts it back in its place in the queue with its delivery-count unchanged;
-//     modified with delivery-failed raises the delivery-count, with
-//     undeliverable-here keeps it from that consumer, and its message-annotations
-//     are merged into the message; rejected drops it, or moves it to
-//     Options.DeadLetterQueue. A settlement without an outcome counts as accepted.
-//   - Messages a consumer held unsettled when its link or connection went away are
-//     put back in their place for other consumers, never lost, with the
-//     delivery-count raised: the consumer may have seen them, so the next one can
-//     tell a possible duplicate.
-//   - Depth limit (Options.MaxDepth), qpidd's policy: a message for a full queue is
-//     released to an unsettled sender (which may send it again later) and dropped
-//     when pre-settled; besides, a full queue's senders are granted no credit until
-//     there is room, so a well-behaved sender waits instead.
-//   - Expiry: from the header's ttl only, as qpidd; absolute-expiry-time is ignored
-//     unless Options.AbsoluteExpiry is set (the Python driver fills it from a
-//     monotonic clock). Every time-based decision uses Options.Now.
-//   - Anonymous relay (a sender link with a null target): each message goes to the
-//     node its to property names, created by pattern if needed. Where qpidd drops a
-//     message whose to matches no node, this broker rejects it with amqp:not-found
-//     (a test learns why at once); a pre-settled one is dropped and counted.
-//   - On-demand nodes stay after their last link and message are gone (qpidd deletes
-//     them), so their counts can still be inspected.
-//   - Journal (Options.Dir): see the Options fields for what is written and when it
-//     is synced. Restart reloads from the journal when there is one: non-durable
-//     messages are then lost, as in a qpidd restart; without a journal every message
-//     is kept in memory across Restart.
-//   - Not implemented: transactions, filters and selectors, browsing
-//     (distribution-mode copy), exclusive and shared subscription capabilities,
-//     management (qpid-config, QMF).
+// qpidd 1.39.0 (the last qpid-cpp release) with the guide's qpidd.conf (auth=no,
+// queue-patterns exclusive and unicast, topic-patterns broadcast), as its frames show
+// it; every point below was checked against the real program and most are
+// conformance cases (conformance/broker_cases.go).
+//
+//   - Connection: SASL offers ANONYMOUS and PLAIN, and PLAIN takes any user name and
+//     password (Options.Users makes it check them). The open carries a container-id
+//     that is a random UUID of the broker (Options.ID wins), max-frame-size
+//     4294967295, channel-max the lower of 32767 and the client's, the idle time-out
+//     the client announced (the broker closes a client silent for twice as long; none
+//     to a client that announced none), offered-capabilities ANONYMOUS-RELAY and the
+//     properties product qpid-cpp, version, platform and host. Echo flows are left
+//     unanswered and flows carry no available, as Qpid Proton does.
+//   - Attach answers are the broker's own termini, not the client's: on the node's
+//     side the address, the capabilities asked for that the node has (queue,
+//     legacy-amqp-direct-binding for a queue; topic, shared for a topic;
+//     create-on-demand and legacy-amqp-topic-binding for both),
+//     distribution-mode move for a queue source, the filter {default-subject-filter:
+//     legacy-amqp-topic-binding "#"} for a topic source, and
+//     supported-dist-modes (with the lifetime-policy, when asked) in answer to
+//     dynamic-node-properties; on the other side an empty terminus (address "").
+//     rcv-settle-mode is first; a sender settle mode asked for is kept where the
+//     broker sends, mixed where it receives.
+//   - Refusals: a sending link with a null target, amqp:precondition-failed "No
+//     target specified!"; a receiving link with a null source or one with neither
+//     address nor dynamic, "No source specified!"; an address that names no node and
+//     that no pattern matches ($management included: there is no management node),
+//     amqp:not-found "Node not found: <address>". A refusal answers with the node's
+//     side null and the other side empty, then detaches.
+//   - Nodes by pattern: unanchored POSIX basic regular expressions, the longest
+//     matching pattern wins (a queue on a tie). A queue made by a pattern is gone once
+//     no link uses it and it holds no message (qpidd's delete-if-unused-and-empty); the
+//     fake keeps it for its counts (NodeInfo.Retired) but routes nothing to it until a
+//     link attaches there again. A terminus with the create-on-demand capability
+//     makes a queue (or a topic, with the topic capability) of any name, which stays.
+//   - Dynamic nodes (a dynamic source, the RPC reply queue of oslo.messaging, or a
+//     dynamic target): a queue named <container-id>_<link-name>, answered with
+//     dynamic false; an existing node of that name is used. It goes, messages and
+//     all, once no link uses it, or with the link that made it when that link asked
+//     for lifetime-policy delete-on-close (links still attached are then detached
+//     with amqp:resource-deleted). A sender to a dynamic target gets credit too.
+//   - Topics: a receiver gets a subscription queue named <container-id>_<link-name>
+//     (the link name alone with the shared capability, where links of that name
+//     share it). A second link on a subscription that is not shared is refused while
+//     the first is attached (qpidd's resource-locked, as amqp:internal-error). A
+//     subscription's copies go pre-settled unless its link asked for snd-settle-mode
+//     unsettled. A subscription that is durable (its source says so) or whose link
+//     asked for unsettled outlives its session and connection (the same container-id
+//     and link name resume it, with what came meanwhile) and goes when its link is
+//     detached; the others go with their last consumer, or a source's timeout after
+//     it. A message for a topic without subscribers is dropped (accepted, counted as
+//     Dropped).
+//   - Senders are granted 500 credit (Options.LinkCredit), topped back up after every
+//     message, the flow before the disposition.
+//   - Anonymous relay (a sender link whose target has no address): each message goes
+//     to the existing node its to names; one whose to names no node (the relay makes
+//     none by pattern), or without a to, is dropped, and every message is accepted.
+//   - Deliveries carry a header the broker writes, qpidd's bytes, in front of the
+//     sender's bytes after its own header, which are forwarded unchanged (delivery
+//     and message annotations included): durable as sent, priority as sent or 4, the
+//     ttl that remains, and qpidd's delivery count, first-acquirer true until it
+//     counts one. A delivery counts when a consumer says modified with delivery-failed
+//     or goes away holding the message unsettled; released (and modified without
+//     delivery-failed) counts nothing. What the sender put in delivery-count and
+//     first-acquirer is not kept.
+//   - Outcomes from consumers: accepted removes the message; released puts it back in
+//     its place in the queue; modified with undeliverable-here keeps it from that
+//     consumer, and its message-annotations are merged into the message; rejected
+//     drops it, or moves it to Options.DeadLetterQueue. A settlement without an
+//     outcome counts as accepted. Messages a consumer held unsettled when its link or
+//     connection went away are put back in their place for other consumers, never
+//     lost.
+//   - Expiry: from the header's ttl only; absolute-expiry-time is ignored unless
+//     Options.AbsoluteExpiry is set (the Python driver fills it from a monotonic
+//     clock). Every time-based decision uses Options.Now.
+//
+// # Where it differs from qpidd
+//
+// Deliberately:
+//
+//   - Merged message-annotations keep symbol keys; qpidd writes them back with string
+//     keys, which part 3.2.3 forbids and clients (go-amqp) refuse to decode.
+//   - Bounded queues: Options.MaxDepth counts messages; a full queue's senders get no
+//     credit, and a message that arrives anyway is released (dropped when
+//     pre-settled). qpidd's default queue limit is 100 MiB of messages: from 80% of it
+//     the broker withholds the sender's disposition until the queue is back under
+//     70%, and at the limit it detaches the sending link with
+//     amqp:precondition-failed "resource-limit-exceeded: Maximum depth exceeded on
+//     <queue>: ...". MaxDepth is 0 (no limit) by default.
+//   - Journal (Options.Dir): durable messages survive Restart, on queues made by
+//     pattern too (qpidd's are not durable, so with a store it keeps nothing there);
+//     non-durable ones are lost, as in a qpidd restart. Without a journal every
+//     message is kept in memory across Restart. See the Options fields for what is
+//     written and when it is synced.
+//
+// Not imitated (a client that looks can tell):
+//
+//   - qpidd answers several attaches of one read before their refusals, settles
+//     (settled=true, no state) a consumer's unsettled deliveries before it answers
+//     that consumer's detach, acknowledges deliveries read together in one disposition
+//     over their range and tops credit up once per read; the fake answers frame by
+//     frame. qpidd's delivery tags are four-byte indexes into a ring per link; the
+//     fake's count up in eight bytes. qpidd writes one capability as a symbol, the
+//     fake as an array of one.
+//   - A protocol error (a detach or flow for a handle that is not attached, a frame
+//     beyond channel-max) makes qpidd drop the connection; the engine ends the
+//     session or closes the connection with an error first.
+//   - Not implemented: transactions, filters and selectors (the default binding is
+//     answered, every message goes to every subscription), browsing
+//     (distribution-mode copy is answered move, and the receiver consumes),
+//     the durable and exclusive node properties, a dynamic source asking for the topic
+//     capability (a queue is made), management (qpid-config, QMF).
 package fakebroker
 
 import (
@@ -155,7 +228,9 @@ func (b *Broker) newServer() *engine.Server {
 		},
 		OfferedCapabilities: []wire.Symbol{"ANONYMOUS-RELAY"},
 		MaxFrameSize:        o.MaxFrameSize,
-		IdleTimeout:         o.IdleTimeout,
+		ChannelMax:          32767, // the lower of it and the client's is announced
+		IdleTimeout:         max(o.IdleTimeout, 0),
+		IdleTimeoutFromPeer: o.IdleTimeout == 0,
 		MaxMessageSize:      o.MaxMessageSize,
 		// Announced only when set, as a policy's limit is; unset, the attach says 0
 		// (no limit) as the real one's does, and 64 MiB still applies.
@@ -165,6 +240,9 @@ func (b *Broker) newServer() *engine.Server {
 		RequireTLS:             o.RequireTLS,
 		Users:                  o.Users,
 		DenyAnonymous:          o.DenyAnonymous,
+		AnyPLAIN:               true, // when Users is nil
+		IgnoreEcho:             true,
+		OmitAvailable:          true,
 		AllowExternal:          o.AllowExternal,
 		Logger:                 o.Logger.With("broker", o.ID),
 	}
@@ -250,7 +328,7 @@ func (b *Broker) loadJournal() error {
 		if q == nil {
 			q = b.newNodeLocked(jm.node, Queue)
 			if _, pattern, ok := b.policy.lookup(jm.node); ok {
-				q.pattern = pattern
+				q.pattern, q.life = pattern, lifeUnusedAndEmpty
 			}
 		}
 		if q.kind != Queue {
@@ -258,10 +336,12 @@ func (b *Broker) loadJournal() error {
 			j.remove(jm.seq)
 			continue
 		}
-		m := &message{seq: jm.seq, payload: jm.payload, durable: true, journaled: true,
-			expires: jm.expires, count: jm.count, delivered: jm.count > 0}
-		if jm.count > 0 {
-			m.payload = withDeliveryCount(m.payload, jm.count)
+		h, _, _ := wire.ScanMessage(jm.payload)
+		m := newMessage(jm.payload, h)
+		m.seq, m.durable, m.journaled = jm.seq, true, true
+		m.expires, m.count, m.delivered = jm.expires, jm.count, jm.count > 0
+		if h != nil && h.TTL > 0 {
+			m.ttlAt = jm.expires
 		}
 		q.push(m)
 		b.seq = max(b.seq, jm.seq)
@@ -287,6 +367,7 @@ func (b *Broker) sweep(stop, done chan struct{}) {
 			for _, n := range b.nodes {
 				b.expireLocked(n)
 			}
+			b.sweepDeletionsLocked(b.opts.Now().UnixNano())
 			b.mu.Unlock()
 		}
 	}

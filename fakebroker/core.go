@@ -2,7 +2,6 @@ package fakebroker
 
 import (
 	"errors"
-	"fmt"
 	"math"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
@@ -15,10 +14,6 @@ import (
 // synchronously, so links are closed only after mu is released.
 
 var errFull = errors.New("queue full")
-
-func notFoundError(format string, args ...any) *wire.Error {
-	return &wire.Error{Condition: wire.ErrCondNotFound, Description: "fakebroker: " + fmt.Sprintf(format, args...)}
-}
 
 // notifyLocked wakes the WaitFor… helpers, if any waits.
 func (b *Broker) notifyLocked() {
@@ -33,109 +28,6 @@ func (b *Broker) newNodeLocked(name string, kind Kind) *node {
 	b.nodes[name] = n
 	b.notifyLocked()
 	return n
-}
-
-// resolveLocked returns the node called addr, creating it when a pattern matches.
-func (b *Broker) resolveLocked(addr string) (*node, error) {
-	if n := b.nodes[addr]; n != nil {
-		return n, nil
-	}
-	kind, pattern, ok := b.policy.lookup(addr)
-	if !ok {
-		return nil, notFoundError("no node %q, and no pattern creates it (%s)", addr, b.policy.describe())
-	}
-	n := b.newNodeLocked(addr, kind)
-	n.pattern = pattern
-	return n, nil
-}
-
-// tempNameLocked names a temporary node as qpidd does, <container-id>_<link-name>,
-// with a suffix when that name is taken.
-func (b *Broker) tempNameLocked(l *engine.Link) string {
-	base := l.Conn().ContainerID() + "_" + l.Name()
-	name := base
-	for i := 2; b.nodes[name] != nil; i++ {
-		name = fmt.Sprintf("%s_%d", base, i)
-	}
-	return name
-}
-
-func (b *Broker) newTempLocked(l *engine.Link) *node {
-	n := b.newNodeLocked(b.tempNameLocked(l), Queue)
-	n.temporary, n.owner = true, l
-	return n
-}
-
-// attach decides on a link a client attached.
-func (b *Broker) attach(l *engine.Link) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// qpidd answers rcv-settle-mode first whatever was asked; where it sends it keeps
-	// the sender settle mode asked for, where it receives it answers mixed.
-	if l.Role() == wire.RoleSender {
-		l.SetSettleModes(l.SenderSettleMode(), wire.ReceiverSettleModeFirst)
-		return b.attachConsumerLocked(l)
-	}
-	l.SetSettleModes(wire.SenderSettleModeMixed, wire.ReceiverSettleModeFirst)
-	return b.attachSenderLocked(l)
-}
-
-func (b *Broker) attachConsumerLocked(l *engine.Link) error {
-	var n *node
-	if src := l.Source(); src != nil && src.Dynamic {
-		n = b.newTempLocked(l)
-		n.dynamic = true
-		l.SetSourceAddress(n.name)
-	} else {
-		addr := l.Address()
-		if addr == "" {
-			return &wire.Error{Condition: wire.ErrCondInvalidField, Description: "fakebroker: a receiving link needs a source address or a dynamic source"}
-		}
-		var err error
-		if n, err = b.resolveLocked(addr); err != nil {
-			return err
-		}
-		if n.kind == Topic {
-			// A subscriber gets a queue of its own, bound to the topic (qpidd names it
-			// after the link too); the link keeps the topic's address.
-			sub := b.newTempLocked(l)
-			sub.topic = n
-			n.subs = append(n.subs, sub)
-			n = sub
-		}
-	}
-	co := &consumer{link: l, node: n, unacked: map[*message]struct{}{}}
-	l.Context = co
-	n.consumers = append(n.consumers, co)
-	b.notifyLocked()
-	return nil
-}
-
-func (b *Broker) attachSenderLocked(l *engine.Link) error {
-	s := &sender{link: l}
-	switch tgt := l.Target(); {
-	case tgt != nil && tgt.Dynamic:
-		s.node = b.newTempLocked(l)
-		s.node.dynamic = true
-		l.SetTargetAddress(s.node.name)
-	case l.Address() == "":
-		// Anonymous relay: each message goes where its to property says.
-	default:
-		n, err := b.resolveLocked(l.Address())
-		if err != nil {
-			return err
-		}
-		s.node = n
-	}
-	l.Context = s
-	if s.node != nil {
-		s.node.senders = append(s.node.senders, s)
-		b.notifyLocked()
-	}
-	if c := b.senderCreditLocked(s); c > 0 {
-		return l.SetCredit(c)
-	}
-	return nil
 }
 
 // roomLocked is how many more messages n can take before MaxDepth.
@@ -164,15 +56,14 @@ func (b *Broker) senderCreditLocked(s *sender) uint32 {
 	return uint32(min(int64(b.opts.LinkCredit), int64(b.roomLocked(s.node))))
 }
 
-// refreshSenderLocked makes a sender's credit follow the room of its node: renewed
-// once half is used, cut when the node fills up.
+// refreshSenderLocked makes a sender's credit follow the room of its node: topped
+// back up after every delivery (qpidd tops its 500 up after each batch it reads), cut
+// when the node fills up.
 func (b *Broker) refreshSenderLocked(s *sender) {
 	if s.node != nil && s.node.deleted {
 		return
 	}
-	target := b.senderCreditLocked(s)
-	cur := s.link.Credit()
-	if cur > target || (target > 0 && cur*2 <= target) {
+	if target := b.senderCreditLocked(s); s.link.Credit() != target {
 		_ = s.link.SetCredit(target)
 	}
 }
@@ -196,7 +87,10 @@ func (b *Broker) depthChangedLocked(q *node) {
 	}
 }
 
-// delivery stores a message a client sent, then settles it with the outcome.
+// delivery stores a message a client sent, then settles it with the outcome. On an
+// anonymous relay link a message goes to the existing node its to property names; one
+// for no node (a queue that no link has made, or that was deleted unused and empty),
+// or without a to, is dropped and accepted all the same, as qpidd does.
 func (b *Broker) delivery(l *engine.Link, d *engine.Delivery) {
 	s, ok := l.Context.(*sender)
 	if !ok {
@@ -204,43 +98,53 @@ func (b *Broker) delivery(l *engine.Link, d *engine.Delivery) {
 	}
 	h, props, scanErr := wire.ScanMessage(d.Payload)
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	defer b.maybeCompactLocked()
-	defer b.refreshSenderLocked(s)
+	closeWith := b.deliverLocked(s, d, h, props, scanErr)
+	b.maybeCompactLocked()
+	b.mu.Unlock()
+	if closeWith != nil {
+		l.Close(closeWith)
+	}
+}
+
+// deliverLocked does delivery's work; it returns an error to close the sender's link
+// with.
+func (b *Broker) deliverLocked(s *sender, d *engine.Delivery, h *wire.Header, props *wire.Properties, scanErr error) *wire.Error {
 	b.totals.Received++
 	if scanErr != nil {
+		b.refreshSenderLocked(s)
 		b.refuseLocked(nil, d, &wire.Rejected{Error: &wire.Error{Condition: wire.ErrCondDecodeError,
 			Description: "fakebroker: cannot read the message's header and properties: " + scanErr.Error()}})
-		return
+		return nil
 	}
 	n := s.node
 	if n == nil {
-		to := ""
 		if props != nil {
-			to = props.To
+			n = b.nodes[props.To]
 		}
-		if to == "" {
-			b.refuseLocked(nil, d, &wire.Rejected{Error: &wire.Error{Condition: wire.ErrCondInvalidField,
-				Description: "fakebroker: message on an anonymous link without a to address"}})
-			return
-		}
-		var err error
-		if n, err = b.resolveLocked(to); err != nil {
-			b.refuseLocked(nil, d, &wire.Rejected{Error: err.(*wire.Error)})
-			return
+		if n == nil || n.retired {
+			b.totals.Dropped++
+			b.refreshSenderLocked(s)
+			if !d.Settled {
+				d.Settle(&wire.Accepted{})
+			}
+			return nil
 		}
 	}
 	n.counts.Received++
 	if n.deleted {
-		b.refuseLocked(n, d, &wire.Released{})
-		return
+		// Deleted under the sender (a dynamic node's lifetime-policy
+		// delete-on-close): qpidd detaches it on its next message.
+		return &wire.Error{Condition: wire.ErrCondResourceDeleted, Description: " Queue " + n.name + " has been deleted"}
 	}
-	m := &message{payload: d.Payload, durable: b.opts.JournalAll || (h != nil && h.Durable)}
+	m := newMessage(d.Payload, h)
+	m.durable = b.opts.JournalAll || m.persistent
 	m.expires = b.expiry(h, props)
-	if h != nil {
-		m.count = h.DeliveryCount
+	if h != nil && h.TTL > 0 {
+		m.ttlAt = b.opts.Now().UnixNano() + int64(h.TTL)*1e6
 	}
-	switch err := b.storeLocked(n, m); {
+	err := b.storeLocked(n, m)
+	b.refreshSenderLocked(s) // the flow before the disposition, as qpidd sends them
+	switch {
 	case err == nil:
 		if !d.Settled {
 			d.Settle(&wire.Accepted{})
@@ -251,6 +155,7 @@ func (b *Broker) delivery(l *engine.Link, d *engine.Delivery) {
 		b.opts.Logger.Error("fakebroker: storing a message failed; released", "node", n.name, "err", err)
 		b.refuseLocked(n, d, &wire.Released{})
 	}
+	return nil
 }
 
 // refuseLocked answers a message the broker does not store: dropped when the sender
@@ -311,7 +216,7 @@ func (b *Broker) storeLocked(n *node, m *message) error {
 	for i, t := range targets {
 		cp := m
 		if i > 0 {
-			cp = &message{payload: m.payload, durable: m.durable, expires: m.expires, count: m.count}
+			cp = m.copyFor()
 		}
 		b.seq++
 		cp.seq = b.seq
@@ -392,7 +297,11 @@ func (b *Broker) takeLocked(q *node, co *consumer, now int64) *message {
 // sendLocked sends m to co; on failure m is available again.
 func (b *Broker) sendLocked(co *consumer, m *message) bool {
 	q := co.node
-	d, err := co.link.Send(m.payload, false, m)
+	var now int64
+	if m.ttlAt != 0 {
+		now = b.opts.Now().UnixNano()
+	}
+	d, err := co.link.Send(m.wireBytes(now), co.presettle, m)
 	if err != nil {
 		switch {
 		case errors.Is(err, engine.ErrMessageTooLarge):
@@ -412,7 +321,8 @@ func (b *Broker) sendLocked(co *consumer, m *message) bool {
 	}
 	m.delivered = true
 	if d.Settled {
-		// The consumer asked for pre-settled messages: at most once.
+		// Sent pre-settled (the consumer asked for it, or a subscription's copy): at
+		// most once.
 		q.counts.Acked++
 		b.totals.Acked++
 		b.dequeueLocked(q, m)
@@ -430,6 +340,7 @@ func (b *Broker) dequeueLocked(q *node, m *message) {
 	if m.journaled && b.journal != nil {
 		b.journal.remove(m.seq)
 	}
+	b.maybeRetireLocked(q)
 }
 
 // maybeCompactLocked rewrites the journal once dead records outnumber live ones by
@@ -468,6 +379,7 @@ func (b *Broker) expireLocked(q *node) {
 	}
 	clear(q.avail[len(kept):])
 	q.avail = kept
+	b.maybeRetireLocked(q)
 	b.depthChangedLocked(q)
 	b.maybeCompactLocked()
 	b.notifyLocked()
@@ -476,7 +388,6 @@ func (b *Broker) expireLocked(q *node) {
 // raiseCountLocked adds one to a message's delivery-count.
 func (b *Broker) raiseCountLocked(m *message) {
 	m.count++
-	m.payload = withDeliveryCount(m.payload, m.count)
 	if m.journaled && b.journal != nil {
 		b.journal.setCount(m.seq, m.count)
 	}
@@ -532,7 +443,7 @@ func (b *Broker) disposition(l *engine.Link, d *engine.Delivery, state wire.Deli
 			m.avoid = append(m.avoid, co)
 		}
 		if len(st.MessageAnnotations) > 0 {
-			m.payload = withAnnotations(m.payload, st.MessageAnnotations)
+			m.mergeAnnotations(st.MessageAnnotations)
 		}
 		q.putBack(m)
 	case *wire.Rejected:
@@ -569,7 +480,7 @@ func (b *Broker) deadLetterLocked(q *node, m *message) {
 		b.totals.Dropped++
 		return
 	}
-	dm := &message{payload: m.payload, durable: m.durable, count: m.count, expires: m.expires}
+	dm := m.copyFor()
 	if err := b.storeLocked(dlq, dm); err != nil {
 		dlq.counts.Dropped++
 		b.totals.Dropped++
@@ -580,10 +491,11 @@ func (b *Broker) deadLetterLocked(q *node, m *message) {
 }
 
 // linkDetached cleans up after a link that went away: a consumer's unsettled
-// messages are available again (delivery-count raised: they may have been seen),
-// and a temporary node goes with the link that made it.
+// messages are available again (delivery-count raised: they may have been seen), and
+// the node's lifetime applies (see lifetime).
 func (b *Broker) linkDetached(l *engine.Link) {
 	var closing []*engine.Link
+	byClient := l.DetachedByPeer()
 	b.mu.Lock()
 	switch x := l.Context.(type) {
 	case *consumer:
@@ -597,29 +509,27 @@ func (b *Broker) linkDetached(l *engine.Link) {
 			q.putBack(m)
 		}
 		x.unacked = nil
-		if q.temporary && q.owner == l {
-			closing = b.deleteNodeLocked(q)
-		} else {
+		if closing = b.linkLeftLocked(q, l, byClient); !q.deleted {
 			b.pumpLocked(q)
 		}
 	case *sender:
 		if n := x.node; n != nil {
 			n.senders = removeSender(n.senders, x)
-			if n.temporary && n.owner == l {
-				closing = b.deleteNodeLocked(n)
-			}
+			closing = b.linkLeftLocked(n, l, byClient)
 		}
 	}
 	b.maybeCompactLocked()
 	b.notifyLocked()
 	b.mu.Unlock()
 	for _, cl := range closing {
-		cl.Close(&wire.Error{Condition: wire.ErrCondResourceDeleted, Description: "fakebroker: the temporary node was deleted with the link that created it"})
+		// qpidd's words to the consumers of a queue deleted under them.
+		name := cl.Context.(*consumer).node.name
+		cl.Close(&wire.Error{Condition: wire.ErrCondResourceDeleted, Description: "resource-deleted: Queue " + name + " has been deleted."})
 	}
 }
 
 // deleteNodeLocked deletes a temporary node: its messages are dropped, and the
-// other links attached to it are returned to be closed.
+// other consumers attached to it are returned to be closed.
 func (b *Broker) deleteNodeLocked(n *node) []*engine.Link {
 	if b.nodes[n.name] == n {
 		delete(b.nodes, n.name)
@@ -648,11 +558,8 @@ func (b *Broker) deleteNodeLocked(n *node) []*engine.Link {
 	}
 	n.acquired = 0
 	n.consumers = nil
-	for _, s := range n.senders {
-		if s.link != n.owner {
-			closing = append(closing, s.link)
-		}
-	}
+	// Senders stay attached until they send (qpidd detaches a sender to a deleted
+	// queue then: see delivery).
 	n.senders = nil
 	if t := n.topic; t != nil {
 		for i, sub := range t.subs {

@@ -51,9 +51,13 @@ type NodeInfo struct {
 	// Pattern is the queue or topic pattern that created the node on demand; "" for
 	// configured and temporary nodes.
 	Pattern string
-	// Temporary is true for a node deleted with its link: a dynamic node or a
-	// topic's subscription queue.
+	// Temporary is true for a dynamic node or a topic's subscription queue: deleted
+	// with its links (see the package doc), never journaled.
 	Temporary bool
+	// Retired is true for a queue made by a pattern that no link uses and that holds
+	// no message: qpidd has deleted it. It is kept for its counts; the anonymous
+	// relay treats it as absent, and the next link to attach there brings it back.
+	Retired bool
 	// Dynamic is true for a node created for a dynamic source or target.
 	Dynamic bool
 	// Topic names the topic a subscription queue is bound to.
@@ -71,7 +75,7 @@ type NodeInfo struct {
 
 func (n *node) info() NodeInfo {
 	in := NodeInfo{
-		Name: n.name, Kind: n.kind, Pattern: n.pattern, Temporary: n.temporary, Dynamic: n.dynamic,
+		Name: n.name, Kind: n.kind, Pattern: n.pattern, Temporary: n.temporary, Retired: n.retired, Dynamic: n.dynamic,
 		Depth: n.depth(), Acquired: n.acquired, Consumers: len(n.consumers), Senders: len(n.senders),
 		Counts: n.counts,
 	}
@@ -182,10 +186,11 @@ func (b *Broker) Messages(name string) []Message {
 		}
 	}
 	out := make([]Message, 0, len(ms))
+	now := b.opts.Now().UnixNano()
 	for _, m := range ms {
 		out = append(out, Message{
 			Seq: m.seq, Durable: m.durable, Journaled: m.journaled, DeliveryCount: m.count,
-			Acquired: m.holder != nil, Raw: m.payload,
+			Acquired: m.holder != nil, Raw: m.wireBytes(now),
 		})
 		if m.expires != 0 {
 			out[len(out)-1].Expires = time.Unix(0, m.expires)
@@ -318,6 +323,9 @@ func (b *Broker) Dump() string {
 		}
 		if n.Temporary {
 			sb.WriteString(" temporary")
+		}
+		if n.Retired {
+			sb.WriteString(" retired")
 		}
 		fmt.Fprintf(&sb, " %+v\n", n.Counts)
 		if n.Kind != Queue {

@@ -1,9 +1,11 @@
 package fakebroker
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -12,7 +14,8 @@ type Options struct {
 	// Addr is the TCP address to listen on. Default: 127.0.0.1 with the port of
 	// ConfigFile when it sets one, else "127.0.0.1:0" (a free loopback port).
 	Addr string
-	// ID is the broker's container-id. Default: "amqp1kit-broker".
+	// ID is the broker's container-id. Default: a random UUID, new for each
+	// Broker (qpidd's is a UUID of the broker process, unless configured).
 	ID string
 	// Version is announced in the open frame's version property. Default: "1.39.0",
 	// the last qpid-cpp release.
@@ -80,10 +83,14 @@ type Options struct {
 	// would expire on arrival.
 	AbsoluteExpiry bool
 
-	// MaxFrameSize announced to clients. Default: 65536.
+	// MaxFrameSize announced to clients: the largest frame the broker takes.
+	// Default: 4294967295, as qpidd announces.
 	MaxFrameSize uint32
-	// IdleTimeout announced to clients: a client that sends nothing for this long is
-	// closed. Default: none.
+	// IdleTimeout, if positive, is the broker's idle time-out: a client that sends
+	// nothing for this long is closed, and half of it is announced. Default (zero):
+	// qpidd's way, each connection gets the time-out its client announces (the broker
+	// announces the client's value back and closes a client silent for twice as
+	// long; a client that announces none gets none). Negative: none at all.
 	IdleTimeout time.Duration
 	// MaxMessageSize bounds a message the broker accepts. Default: 64 MiB, not announced (the real one announces no limit).
 	MaxMessageSize int64
@@ -93,9 +100,12 @@ type Options struct {
 	TLS *tls.Config
 	// RequireTLS refuses clients that do not start TLS.
 	RequireTLS bool
-	// Users enables SASL PLAIN against this table of user name to password.
+	// Users enables SASL PLAIN against this table of user name to password. Without
+	// it the broker offers ANONYMOUS and PLAIN and takes PLAIN with any user name and
+	// password, as qpidd does with auth=no.
 	Users map[string]string
-	// DenyAnonymous refuses SASL ANONYMOUS and clients that skip SASL.
+	// DenyAnonymous refuses SASL ANONYMOUS and clients that skip SASL (without Users,
+	// PLAIN with any user name and password is still taken).
 	DenyAnonymous bool
 	// AllowExternal offers SASL EXTERNAL to TLS clients with a verified certificate.
 	AllowExternal bool
@@ -136,7 +146,7 @@ func (o *Options) resolve() (Options, error) {
 		v.Addr = "127.0.0.1:0"
 	}
 	if v.ID == "" {
-		v.ID = "amqp1kit-broker"
+		v.ID = newUUID()
 	}
 	if v.Version == "" {
 		v.Version = "1.39.0"
@@ -156,8 +166,8 @@ func (o *Options) resolve() (Options, error) {
 	if v.Now == nil {
 		v.Now = time.Now
 	}
-	if v.IdleTimeout < 0 {
-		v.IdleTimeout = 0
+	if v.MaxFrameSize == 0 {
+		v.MaxFrameSize = math.MaxUint32
 	}
 	if v.Logger == nil {
 		v.Logger = slog.New(slog.DiscardHandler)
@@ -172,3 +182,12 @@ func DefaultQueuePatterns() []string { return []string{"exclusive", "unicast"} }
 // DefaultTopicPatterns returns the topic-patterns of the deployment guide's
 // qpidd.conf: "broadcast".
 func DefaultTopicPatterns() []string { return []string{"broadcast"} }
+
+// newUUID returns a random (version 4) UUID in its string form.
+func newUUID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}

@@ -1,6 +1,7 @@
 package fakebroker
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -92,22 +93,47 @@ func TestPutBackKeepsOrder(t *testing.T) {
 	require.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, got)
 }
 
-func TestWithDeliveryCount(t *testing.T) {
-	// A message with no header gets one; one with a header keeps its other fields.
+func TestWireBytes(t *testing.T) {
+	// The header is qpidd's, byte for byte; what followed the sender's header is kept.
 	plain := []byte{0x00, 0x53, 0x77, 0xa1, 0x02, 'h', 'i'} // amqp-value "hi"
-	out := withDeliveryCount(plain, 3)
-	m := decode(t, out)
-	require.Equal(t, uint32(3), m.Header.DeliveryCount)
-	require.Equal(t, "hi", m.Value)
-	m.Header.Durable = true
-	m.Header.TTL = 5000
-	enc, err := m.AppendTo(nil)
+	m := newMessage(plain, nil)
+	require.Equal(t, append([]byte{0x00, 0x53, 0x70, 0xc0, 0x06, 0x04, 0x42, 0x50, 0x04, 0x40, 0x41}, plain...), m.wireBytes(0))
+	m.count = 1
+	require.Equal(t, append([]byte{0x00, 0x53, 0x70, 0xc0, 0x08, 0x05, 0x42, 0x50, 0x04, 0x40, 0x40, 0x52, 0x01}, plain...), m.wireBytes(0))
+
+	pri := uint8(7)
+	sent, err := (&wire.Message{Header: &wire.Header{Durable: true, Priority: &pri, TTL: 60000, DeliveryCount: 9, FirstAcquirer: false},
+		HasValue: true, Value: "hi"}).AppendTo(nil)
 	require.NoError(t, err)
-	m2 := decode(t, withDeliveryCount(enc, 4))
-	require.True(t, m2.Header.Durable)
-	require.Equal(t, uint32(5000), m2.Header.TTL)
-	require.Equal(t, uint32(4), m2.Header.DeliveryCount)
-	require.Equal(t, "hi", m2.Value)
+	h, _, err := wire.ScanMessage(sent)
+	require.NoError(t, err)
+	m = newMessage(sent, h)
+	require.Equal(t, plain, sent[m.bare:])
+	m.ttlAt = 60000 * 1e6
+	got := decode(t, m.wireBytes(1e9+5e5)) // 1.0005 s later
+	require.Equal(t, &wire.Header{Durable: true, Priority: &pri, TTL: 58999, FirstAcquirer: true}, got.Header)
+	require.Equal(t, "hi", got.Value)
+	m.count = 300
+	got = decode(t, m.wireBytes(m.ttlAt)) // expired: ttl written null
+	require.Equal(t, &wire.Header{Durable: true, Priority: &pri, DeliveryCount: 300}, got.Header)
+}
+
+func TestMergeAnnotations(t *testing.T) {
+	// Only the message-annotations section changes; one is added where there is none.
+	sent, err := (&wire.Message{Header: &wire.Header{Durable: true}, DeliveryAnnotations: wire.Annotations{wire.Symbol("x-da"): "d"},
+		Properties: &wire.Properties{To: "q"}, HasValue: true, Value: "hi"}).AppendTo(nil)
+	require.NoError(t, err)
+	h, _, err := wire.ScanMessage(sent)
+	require.NoError(t, err)
+	m := newMessage(sent, h)
+	m.mergeAnnotations(wire.Fields{"x-opt-a": int64(1)})
+	m.mergeAnnotations(wire.Fields{"x-opt-b": "b", "x-opt-a": int64(2)})
+	got := decode(t, m.payload)
+	require.Equal(t, wire.Annotations{wire.Symbol("x-opt-a"): int64(2), wire.Symbol("x-opt-b"): "b"}, got.MessageAnnotations)
+	require.Equal(t, wire.Annotations{wire.Symbol("x-da"): "d"}, got.DeliveryAnnotations)
+	require.Equal(t, "q", got.Properties.To)
+	require.Equal(t, "hi", got.Value)
+	require.True(t, bytes.HasSuffix(m.payload, sent[bytes.Index(sent, []byte{0x00, 0x53, 0x73}):]), "the properties and body keep their bytes")
 }
 
 func decode(t *testing.T, b []byte) *wire.Message {
