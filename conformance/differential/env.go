@@ -54,8 +54,9 @@ func (e *Env) Note(format string, args ...any) {
 }
 
 // Quiet waits until no frame has passed the proxy, in either direction on any
-// connection, for Options.Quiet: the intermediary has done what it was going to do
-// in answer to the last step (or is waiting for something).
+// connection, for Options.Quiet counted from the call or from the last frame,
+// whichever is later: the intermediary has done what it was going to do in answer to
+// the last step (or is waiting for something).
 func (e *Env) Quiet(ctx context.Context) error { return e.p.quiet(ctx, e.opts.quiet()) }
 
 // Step returns a context for one step that may never complete on some

@@ -190,12 +190,18 @@ func (p *proxy) snapshot() []record {
 	return append([]record(nil), p.records...)
 }
 
-// quiet waits until nothing has passed the proxy for d, or ctx ends.
+// quiet waits until nothing has passed the proxy for d since it was called (and
+// since the last frame), or ctx ends: what the last step set off has had d to show.
 func (p *proxy) quiet(ctx context.Context, d time.Duration) error {
+	start := time.Now()
 	for {
 		p.mu.Lock()
-		wait := time.Until(p.last.Add(d))
+		last := p.last
 		p.mu.Unlock()
+		if last.Before(start) {
+			last = start
+		}
+		wait := time.Until(last.Add(d))
 		if wait <= 0 {
 			return nil
 		}

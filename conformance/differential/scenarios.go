@@ -49,6 +49,12 @@ var library = []Scenario{
 	{Name: "anonymous-relay", Doc: "A sender with a null target address sending by the to property: to an address with a consumer, with no consumer, with an unknown prefix, pre-settled, and to a multicast address with no consumer.", Run: scenarioAnonymousRelay},
 	{Name: "drain", Doc: "A receiver draining credit 5 with nothing to send, then with one message waiting.", Run: scenarioDrain},
 	{Name: "detach-close", Doc: "A link detached without closing it, a link detached with an error, a session ended with a link attached, a connection closed with a session and link open.", Run: scenarioDetachClose},
+	{Name: "competing-consumers", Doc: "Two consumers (credit 10 each, settling nothing) of a closest (unicast.) and of a balanced (openstack.org/om/rpc/anycast/) address, four messages to each: which consumer gets which message.", Run: scenarioCompetingConsumers},
+	{Name: "consumer-loss", Doc: "A consumer holding an unsettled message goes away (its connection closes): what the sender is told, and whether the next consumer gets the message.", Run: scenarioConsumerLoss},
+	{Name: "attach-variants", Doc: "Receivers asking for a selector filter, distribution-mode copy, a durable source that never expires, capabilities, outcomes and a default outcome; a sender with target capabilities and link properties: what the intermediary answers.", Run: scenarioAttachVariants},
+	{Name: "max-message-size", Doc: "A receiver announcing max-message-size 1000 and a 2000-byte message sent to it: what the sender is told, what the receiver gets.", Run: scenarioMaxMessageSize},
+	{Name: "aborted-transfer", Doc: "A sender (frames written by hand) starts a two-frame message, aborts it, then sends a whole one: what the consumer sees and what the sender is told.", Run: scenarioAbortedTransfer},
+	{Name: "session-window", Doc: "A receiver whose session announces incoming-window 1, credit 3, three messages waiting: how many transfers the intermediary sends before the window is opened again.", Run: scenarioSessionWindow},
 }
 
 // client is one go-amqp connection with one session.
