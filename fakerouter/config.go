@@ -11,14 +11,16 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is what the fake router takes from a qdrouterd.conf file: its router,
-// listener, address and linkRoute sections. Other sections (sslProfile, connector,
+// listener, connector, address and linkRoute sections. Other sections (sslProfile,
 // log, policy, ...) are kept in Ignored so a caller can see what had no effect.
 type Config struct {
 	Router     map[string]string
 	Listeners  []Listener
+	Connectors []Connector
 	Addresses  []AddressRule
 	LinkRoutes []LinkRoute
 	Ignored    []string
@@ -40,9 +42,13 @@ type Listener struct {
 type LinkRoute struct {
 	Prefix      string
 	Pattern     string
-	Direction   string // in or out
-	Connection  string
-	ContainerID string
+	Direction   string // in (client senders) or out (client receivers)
+	Connection  string // the name of a Connector
+	ContainerID string // or the container-id of the route container
+	// AddExternalPrefix is put before, and DelExternalPrefix taken off, the address
+	// of the terminus the route container sees (and undone in its answer).
+	AddExternalPrefix string
+	DelExternalPrefix string
 }
 
 // LoadConfig reads a qdrouterd.conf file.
@@ -204,7 +210,8 @@ func (c *Config) add(name string, attrs map[string]string) error {
 		}
 		c.Addresses = append(c.Addresses, r)
 	case "linkRoute", "linkRoutePattern":
-		lr := LinkRoute{Prefix: a["prefix"], Pattern: a["pattern"], Direction: a["direction"], Connection: a["connection"], ContainerID: a["containerId"]}
+		lr := LinkRoute{Prefix: a["prefix"], Pattern: a["pattern"], Direction: a["direction"], Connection: a["connection"], ContainerID: a["containerId"],
+			AddExternalPrefix: a["addExternalPrefix"], DelExternalPrefix: a["delExternalPrefix"]}
 		if lr.Direction == "" {
 			lr.Direction = a["dir"]
 		}
@@ -215,6 +222,12 @@ func (c *Config) add(name string, attrs map[string]string) error {
 			return fmt.Errorf("linkRoute section: direction must be in or out, not %q", lr.Direction)
 		}
 		c.LinkRoutes = append(c.LinkRoutes, lr)
+	case "connector":
+		cn, err := parseConnector(a)
+		if err != nil {
+			return err
+		}
+		c.Connectors = append(c.Connectors, cn)
 	default:
 		c.Ignored = append(c.Ignored, name)
 	}
@@ -256,4 +269,32 @@ func (c *Config) ListenAddress() (string, error) {
 		return net.JoinHostPort(host, port), nil
 	}
 	return "", nil
+}
+
+// parseConnector reads a connector section (attribute names already camelCase).
+func parseConnector(a map[string]string) (Connector, error) {
+	cn := Connector{Name: a["name"], Host: a["host"], Port: a["port"], Role: a["role"],
+		SASLMechanisms: a["saslMechanisms"], SASLUsername: a["saslUsername"], SASLPassword: a["saslPassword"],
+		SSLProfile: a["sslProfile"], Attributes: a}
+	if v, ok := a["idleTimeoutSeconds"]; ok {
+		n, err := strconv.ParseUint(v, 10, 31)
+		if err != nil {
+			return cn, fmt.Errorf("connector idleTimeoutSeconds %q is not a number of seconds", v)
+		}
+		cn.IdleTimeout = time.Duration(n) * time.Second
+		if n == 0 {
+			cn.IdleTimeout = -1 // none
+		}
+	}
+	if v, ok := a["maxFrameSize"]; ok {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return cn, fmt.Errorf("connector maxFrameSize %q is not a number", v)
+		}
+		cn.MaxFrameSize = uint32(n)
+	}
+	if err := cn.check(); err != nil {
+		return cn, fmt.Errorf("connector section: %w", err)
+	}
+	return cn, nil
 }

@@ -33,6 +33,9 @@ type core struct {
 	holdSettle    bool
 	held          []heldOutcome
 	override      wire.DeliveryState
+
+	// lr holds the connectors and link-routed links (linkroute.go, connector.go).
+	lr linkRoutes
 }
 
 type compiledRoute struct {
@@ -196,16 +199,6 @@ func (c *core) gcLocked(n *node) {
 	}
 }
 
-func (c *core) linkRouted(addr string) *LinkRoute {
-	segs := splitSegments(addr)
-	for i := range c.routes {
-		if matchSegments(c.routes[i].segments, segs) {
-			return &c.routes[i].route
-		}
-	}
-	return nil
-}
-
 // randomSuffix names a dynamic node, as qdrouterd does: 15 letters and digits.
 func randomSuffix() string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -221,13 +214,9 @@ func notFound(format string, args ...any) *wire.Error {
 	return &wire.Error{Condition: wire.ErrCondNotFound, Description: fmt.Sprintf(format, args...)}
 }
 
-// attachNodeLocked returns the node a link attaches to, refusing link-routed and
-// unavailable addresses. A dynamic node (named by the router for a dynamic source) is
-// never link-routed and is closest.
+// attachNodeLocked returns the node a link attaches to, refusing unavailable
+// addresses. A dynamic node (named by the router for a dynamic source) is closest.
 func (c *core) attachNodeLocked(addr string, dynamic bool) (*node, error) {
-	if lr := c.linkRouted(addr); lr != nil && !dynamic {
-		return nil, notFound("address %q is link-routed to connection %q, which is not connected", addr, lr.Connection)
-	}
 	n := c.nodeLocked(addr)
 	if dynamic {
 		n.dynamic, n.dist = true, Closest
@@ -245,6 +234,9 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 	// first, whatever was asked: a client that insists on second (or on a settled
 	// link) refuses the link, as it would with qdrouterd.
 	l.SetSettleModes(wire.SenderSettleModeMixed, wire.ReceiverSettleModeFirst)
+	if routed, err := c.linkRouteAttach(l); routed { // linkroute.go
+		return err
+	}
 	if l.Role() == wire.RoleSender { // the client receives
 		src := l.Source()
 		if src != nil && src.Dynamic {
@@ -336,6 +328,9 @@ func (c *core) topUpLocked(p *producer) {
 
 // credit is called when a client changed the credit of a link the router sends on.
 func (c *core) credit(l *engine.Link) {
+	if relayCredit(l) { // a link-routed link (linkroute.go)
+		return
+	}
 	co, ok := l.Context.(*consumer)
 	if !ok {
 		return
@@ -404,6 +399,9 @@ func (c *core) pickLocked(n *node, from *Router) *consumer {
 
 // delivery routes a message a client sent on link l.
 func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
+	if relayDelivery(l, d) { // a link-routed link (linkroute.go)
+		return
+	}
 	p, ok := l.Context.(*producer)
 	if !ok {
 		return
@@ -618,6 +616,9 @@ func (c *core) forwardLocked(t *transit, co *consumer) {
 
 // disposition carries a consumer's outcome back to the sender (end-to-end).
 func (c *core) disposition(l *engine.Link, d *engine.Delivery, state wire.DeliveryState, settled bool) {
+	if relayDisposition(l, d, state, settled) { // a link-routed link (linkroute.go)
+		return
+	}
 	co, ok := l.Context.(*consumer)
 	if !ok {
 		return
@@ -693,7 +694,10 @@ func (c *core) settleInLocked(in *engine.Delivery, state wire.DeliveryState, p *
 }
 
 // linkDetached cleans up after a link that went away.
-func (c *core) linkDetached(l *engine.Link) {
+func (c *core) linkDetached(l *engine.Link, err *wire.Error) {
+	if relayDetached(l, err) { // a link-routed link (linkroute.go)
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch x := l.Context.(type) {

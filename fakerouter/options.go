@@ -27,10 +27,21 @@ type Options struct {
 	// DefaultDistribution applies to addresses no rule matches. Default: Balanced,
 	// as qdrouterd.
 	DefaultDistribution Distribution
-	// LinkRoutes are link-route prefixes: attaches to them are refused with
-	// amqp:not-found, as by a qdrouterd whose route container is not connected.
-	// Default: the linkRoute sections of ConfigFile.
+	// LinkRoutes pass the attaches of matching addresses (Direction "in": client
+	// senders, "out": client receivers) to a route container (a broker) on the
+	// Connector the route names, link by link: the client's link becomes the broker's,
+	// with the broker's attach answer, credit, transfers, dispositions and detach
+	// relayed as qdrouterd relays them. While that connector is not connected, such an
+	// attach is refused with qd:no-route-to-dest, as by qdrouterd. Default: the
+	// linkRoute sections of ConfigFile.
 	LinkRoutes []LinkRoute
+	// Connectors are the router's outgoing connections (qdrouterd's connector
+	// sections), opened at Start and kept open: a connector that cannot connect, or
+	// loses its connection, tries again as qdrouterd 1.19 does (at once the first
+	// time, then 5 s after a failed attempt, 2 s after an open connection is lost).
+	// A connector with Role route-container carries the LinkRoutes that name it.
+	// Default: the connector sections of ConfigFile.
+	Connectors []Connector
 	// MulticastDropsWithoutConsumer gives the behaviour the deployment guide
 	// describes, of qdrouterd before 1.10: multicast senders get credit whether or not
 	// the address has a consumer, and messages nobody consumes are dropped. Default:
@@ -94,6 +105,9 @@ func (o *Options) resolve() (Options, error) {
 		if v.LinkRoutes == nil {
 			v.LinkRoutes = cfg.LinkRoutes
 		}
+		if v.Connectors == nil {
+			v.Connectors = cfg.Connectors
+		}
 		if v.ID == "" {
 			v.ID = cfg.Router["id"]
 		}
@@ -120,6 +134,9 @@ func (o *Options) resolve() (Options, error) {
 		if (lr.Prefix == "") == (lr.Pattern == "") {
 			return v, fmt.Errorf("fakerouter: link route %d: exactly one of prefix and pattern must be set", i+1)
 		}
+	}
+	if err := checkConnectors(v.Connectors, v.LinkRoutes); err != nil {
+		return v, err
 	}
 	if v.LinkCapacity == 0 {
 		v.LinkCapacity = 250

@@ -37,6 +37,12 @@
 //     refusals with qdrouterd's conditions.
 //   - Backpressure: a consumer that reads slowly is skipped until its connection
 //     drains, so its senders run out of credit instead of the router buffering.
+//   - Link routes, as in the guide's mixed deployment with a broker behind the router:
+//     Connectors (qdrouterd's connector sections, reconnecting with its delays) reach
+//     a route container, and an attach to an address of LinkRoutes is passed to it
+//     link by link: the broker's attach answer, credit, transfers, dispositions and
+//     detach are relayed as qdrouterd relays them (linkroute.go); without the route
+//     container connected, qd:no-route-to-dest; when it is lost, qd:routed-link-lost.
 //
 // MulticastDropsWithoutConsumer gives the older behaviour the deployment guide
 // describes (multicast senders always have credit; messages nobody consumes are
@@ -50,6 +56,11 @@
 //   - Frame batching: where qdrouterd settles several deliveries in one disposition
 //     range, or gives credit back in one flow, the fake may send one frame each. The
 //     state the client ends in is the same.
+//   - Link-routed links: the delivery tags a client receiver sees are the router's own
+//     (qdrouterd passes the broker's on); a client's detach is answered at once
+//     (qdrouterd answers once the broker has, after the broker's last dispositions);
+//     a client's attach, or its drain, holds that client connection's other frames
+//     until the broker answers (qdrouterd holds only the link).
 package fakerouter
 
 import (
@@ -168,6 +179,7 @@ func (r *Router) Start() error {
 		_ = r.srv.Serve(ln)
 	}(r.served)
 	r.opts.Logger.Info("fake router listening", "id", r.opts.ID, "addr", r.addr)
+	r.core.startConnectors(r) // connector.go
 	return nil
 }
 
@@ -182,6 +194,7 @@ func (r *Router) Close() error {
 	r.closed = true
 	served := r.served
 	r.mu.Unlock()
+	r.core.stopConnectors(r) // connector.go: first, so no attach waits on a route container
 	err := r.srv.Close()
 	if served != nil {
 		<-served
@@ -251,7 +264,7 @@ func (h handler) Writable(c *engine.Conn) { h.r.core.writable(c) }
 
 func (h handler) Attach(l *engine.Link) error { return h.r.core.attach(h.r, l) }
 
-func (h handler) LinkDetached(l *engine.Link, _ *wire.Error) { h.r.core.linkDetached(l) }
+func (h handler) LinkDetached(l *engine.Link, err *wire.Error) { h.r.core.linkDetached(l, err) }
 
 func (h handler) Delivery(l *engine.Link, d *engine.Delivery) { h.r.core.delivery(l, d) }
 
