@@ -29,6 +29,10 @@ type core struct {
 	// no), the nodes with messages held back for it: Writable pumps them again.
 	stalled map[*engine.Conn]map[*node]struct{}
 
+	// agent answers management requests and keeps qdrouterd's counts
+	// (management.go).
+	agent *agent
+
 	creditStopped bool
 	holdSettle    bool
 	held          []heldOutcome
@@ -59,6 +63,7 @@ type node struct {
 	waiting   []*transit // anycast messages waiting for a consumer's credit
 	rr        int
 	counts    Counts
+	mgmt      nodeMgmt // management.go
 }
 
 type consumer struct {
@@ -67,6 +72,7 @@ type consumer struct {
 	node        *node
 	backlog     []*transit // multicast copies waiting for this consumer's credit
 	outstanding int        // unsettled deliveries sent on the link
+	stats       linkStats  // management.go
 }
 
 type producer struct {
@@ -84,6 +90,7 @@ type producer struct {
 	// draining is set when a message of the sender found no path and the router asked
 	// it to drain; a consumer's arrival then tops its credit up again.
 	draining bool
+	stats    linkStats // management.go
 }
 
 // transit is a message on its way through the router.
@@ -158,6 +165,7 @@ func newCore(o *Options) (*core, error) {
 		}
 		c.routes = append(c.routes, compiledRoute{route: lr, segments: segs})
 	}
+	c.agent = newAgent(c)
 	return c, nil
 }
 
@@ -182,10 +190,14 @@ func (c *core) notifyLocked() {
 }
 
 func (c *core) nodeLocked(addr string) *node {
+	if n := c.agent.node(addr); n != nil {
+		return n // $management and the router's other own addresses
+	}
 	n := c.nodes[addr]
 	if n == nil {
 		dist, _ := c.table.lookup(addr)
 		n = &node{name: addr, dist: dist}
+		c.agent.track(n)
 		c.nodes[addr] = n
 	}
 	return n
@@ -253,7 +265,7 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 		if err != nil {
 			return err
 		}
-		co := &consumer{link: l, r: r, node: n}
+		co := &consumer{link: l, r: r, node: n, stats: c.agent.newLink()}
 		l.Context = co
 		n.consumers = append(n.consumers, co)
 		c.notifyLocked()
@@ -268,7 +280,7 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if addr == "" { // anonymous relay: route each message by its to property
-		p := &producer{link: l, r: r}
+		p := &producer{link: l, r: r, stats: c.agent.newLink()}
 		l.Context = p
 		c.anonymous[p] = struct{}{}
 		c.topUpLocked(p)
@@ -278,7 +290,7 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 	if err != nil {
 		return err
 	}
-	p := &producer{link: l, r: r, node: n}
+	p := &producer{link: l, r: r, node: n, stats: c.agent.newLink()}
 	l.Context = p
 	n.producers = append(n.producers, p)
 	c.notifyLocked()
@@ -290,6 +302,9 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 // while the address has a consumer, whatever credit the consumer gave (messages wait
 // in the router for it), and never takes it back.
 func (c *core) hasPathLocked(n *node) bool {
+	if n.mgmt.inProcess > 0 { // the management agent takes every message
+		return true
+	}
 	if n.dist == Multicast && !c.multicastWaits {
 		return true
 	}
@@ -323,6 +338,7 @@ func (c *core) topUpLocked(p *producer) {
 		p.draining = false
 	}
 	p.granted = true
+	p.stats.granted = want // management.go
 	_ = p.link.SetCredit(want)
 }
 
@@ -409,6 +425,7 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p.inFlight++
+	c.agent.received(p, d)
 	// Pre-settled deliveries give their credit back once written to their consumers
 	// (doneLocked); unsettled ones once the router settles them (settleSenderLocked).
 	n := p.node
@@ -436,14 +453,24 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 		n = c.nodeLocked(to)
 		defer c.gcLocked(n)
 	}
+	if n.mgmt.inProcess > 0 {
+		c.agent.request(p, d, n) // a management request (management.go)
+		return
+	}
 	n.counts.Ingress++
 	c.totals.Ingress++
-	t := &transit{in: d, payload: d.Payload, node: n, from: p.r, sender: p, settled: d.Settled}
+	c.routeLocked(&transit{in: d, payload: d.Payload, node: n, from: p.r, sender: p, settled: d.Settled})
+}
+
+// routeLocked sends t to its node's consumers by the node's distribution, holds it
+// for their credit, or gives it back when there is no consumer.
+func (c *core) routeLocked(t *transit) {
+	n := t.node
 	if n.dist == Multicast {
 		c.multicastLocked(t)
 		return
 	}
-	if co := c.pickLocked(n, p.r); co != nil && len(n.waiting) == 0 {
+	if co := c.pickLocked(n, t.from); co != nil && len(n.waiting) == 0 {
 		c.forwardLocked(t, co)
 		return
 	}
@@ -456,6 +483,7 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 
 // settleAnonymousLocked settles a delivery the router refuses before routing it.
 func (c *core) settleAnonymousLocked(p *producer, d *engine.Delivery, state wire.DeliveryState) {
+	c.agent.outcome(p, d.Settled, state)
 	p.inFlight--
 	c.topUpLocked(p)
 	if !d.Settled {
@@ -495,6 +523,7 @@ func (c *core) giveBackLocked(t *transit) {
 	if t.settled {
 		t.node.counts.Dropped++
 		c.totals.Dropped++
+		c.agent.dropped(t)
 		c.doneLocked(t)
 		return
 	}
@@ -552,6 +581,7 @@ func (c *core) connClosed(conn *engine.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.stalled, conn)
+	c.agent.closed(conn)
 }
 
 // writable is called when a connection that read too slowly has drained: the
@@ -603,6 +633,7 @@ func (c *core) forwardLocked(t *transit, co *consumer) {
 		t.node.waiting = append([]*transit{t}, t.node.waiting...)
 		return
 	}
+	c.agent.sent(co, t)
 	if !t.settled {
 		co.outstanding++
 	} else if t.copies != nil {
@@ -639,6 +670,7 @@ func (c *core) disposition(l *engine.Link, d *engine.Delivery, state wire.Delive
 	if state == nil {
 		state = &wire.Accepted{} // settled without a state: taken as accepted
 	}
+	c.agent.consumerSettled(co, state)
 	if t.copies != nil {
 		c.copySettledLocked(t, state)
 		return
@@ -676,6 +708,7 @@ func (c *core) settleSenderLocked(t *transit, state wire.DeliveryState) {
 	if t.in == nil || t.settled {
 		return
 	}
+	c.agent.outcome(t.sender, false, state)
 	if c.holdSettle {
 		c.held = append(c.held, heldOutcome{in: t.in, state: state, sender: t.sender})
 		return

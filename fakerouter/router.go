@@ -255,7 +255,7 @@ func (r *Router) ID() string { return r.opts.ID }
 // handler adapts a Router to the engine.
 type handler struct{ r *Router }
 
-func (h handler) Opened(*engine.Conn) error { return nil }
+func (h handler) Opened(c *engine.Conn) error { h.r.core.agent.opened(c); return nil }
 
 func (h handler) Closed(c *engine.Conn, _ error) { h.r.core.connClosed(c) }
 
