@@ -108,6 +108,16 @@ type Harness struct {
 	// Timeout bounds each case (default 20s): a hung intermediary fails the case,
 	// not the run.
 	Timeout time.Duration
+	// LinkRoutePrefix, when set, says that the router link-routes the addresses under
+	// it, in both directions, to a broker configured as the deployment guide's qpidd
+	// (queue-patterns exclusive and unicast): LinkRoutePrefix+".unicast.NAME" is then
+	// a queue on that broker and LinkRoutePrefix+".NAME" no node at all. Empty: the
+	// link-route cases skip.
+	LinkRoutePrefix string
+	// LinkRouteDownPrefix, when set, is a prefix the router link-routes, in both
+	// directions, to a route container that is not connected. Empty: the case about
+	// it skips.
+	LinkRouteDownPrefix string
 
 	skipped string // why the running case was skipped
 }
