@@ -488,10 +488,8 @@ func (x *Open) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Open) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorOpen)
-	last := -1
-	last = 0
+	last := 0
 	if x.Hostname != "" {
 		last = 1
 	}
@@ -608,7 +606,6 @@ func (x *Open) decodeValue(d *Decoder) error {
 	x.MaxFrameSize = 4294967295
 	x.ChannelMax = 65535
 	var null bool
-	_ = null
 	if n > 0 {
 		x.ContainerID, null, err = d.ReadString()
 		if err != nil {
@@ -729,15 +726,8 @@ func (x *Begin) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Begin) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorBegin)
-	last := -1
-	if x.RemoteChannel != nil {
-		last = 0
-	}
-	last = 1
-	last = 2
-	last = 3
+	last := 3
 	if x.HandleMax != 4294967295 {
 		last = 4
 	}
@@ -810,7 +800,6 @@ func (x *Begin) decodeValue(d *Decoder) error {
 	*x = Begin{}
 	x.HandleMax = 4294967295
 	var null bool
-	_ = null
 	if n > 0 {
 		{
 			var tmp uint16
@@ -945,12 +934,8 @@ func (x *Attach) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Attach) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorAttach)
-	last := -1
-	last = 0
-	last = 1
-	last = 2
+	last := 2
 	if x.SndSettleMode != SenderSettleModeMixed {
 		last = 3
 	}
@@ -1102,7 +1087,6 @@ func (x *Attach) decodeValue(d *Decoder) error {
 	x.SndSettleMode = SenderSettleModeMixed
 	x.RcvSettleMode = ReceiverSettleModeFirst
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Name, null, err = d.ReadString()
 		if err != nil {
@@ -1281,15 +1265,8 @@ func (x *Flow) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Flow) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorFlow)
-	last := -1
-	if x.NextIncomingID != nil {
-		last = 0
-	}
-	last = 1
-	last = 2
-	last = 3
+	last := 3
 	if x.Handle != nil {
 		last = 4
 	}
@@ -1391,7 +1368,6 @@ func (x *Flow) decodeValue(d *Decoder) error {
 	}
 	*x = Flow{}
 	var null bool
-	_ = null
 	if n > 0 {
 		{
 			var tmp uint32
@@ -1556,10 +1532,8 @@ func (x *Transfer) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Transfer) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorTransfer)
-	last := -1
-	last = 0
+	last := 0
 	if x.DeliveryID != nil {
 		last = 1
 	}
@@ -1678,7 +1652,6 @@ func (x *Transfer) decodeValue(d *Decoder) error {
 	}
 	*x = Transfer{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Handle, null, err = d.ReadUint()
 		if err != nil {
@@ -1812,11 +1785,8 @@ func (x *Disposition) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Disposition) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorDisposition)
-	last := -1
-	last = 0
-	last = 1
+	last := 1
 	if x.Last != nil {
 		last = 2
 	}
@@ -1878,7 +1848,6 @@ func (x *Disposition) decodeValue(d *Decoder) error {
 	}
 	*x = Disposition{}
 	var null bool
-	_ = null
 	if n > 0 {
 		{
 			var tmp bool
@@ -1972,10 +1941,8 @@ func (x *Detach) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Detach) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorDetach)
-	last := -1
-	last = 0
+	last := 0
 	if x.Closed {
 		last = 1
 	}
@@ -2014,7 +1981,6 @@ func (x *Detach) decodeValue(d *Decoder) error {
 	}
 	*x = Detach{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Handle, null, err = d.ReadUint()
 		if err != nil {
@@ -2071,7 +2037,6 @@ func (x *End) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *End) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorEnd)
 	last := -1
 	if x.Error != nil {
@@ -2098,8 +2063,6 @@ func (x *End) decodeValue(d *Decoder) error {
 		return err
 	}
 	*x = End{}
-	var null bool
-	_ = null
 	if n > 0 {
 		x.Error, err = decodeComposite[*Error](d, DescriptorError)
 		if err != nil {
@@ -2139,7 +2102,6 @@ func (x *Close) performative()      {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Close) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorClose)
 	last := -1
 	if x.Error != nil {
@@ -2166,8 +2128,6 @@ func (x *Close) decodeValue(d *Decoder) error {
 		return err
 	}
 	*x = Close{}
-	var null bool
-	_ = null
 	if n > 0 {
 		x.Error, err = decodeComposite[*Error](d, DescriptorError)
 		if err != nil {
@@ -2210,10 +2170,8 @@ func (x *Error) Descriptor() uint64 { return DescriptorError }
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Error) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorError)
-	last := -1
-	last = 0
+	last := 0
 	if x.Description != "" {
 		last = 1
 	}
@@ -2255,7 +2213,6 @@ func (x *Error) decodeValue(d *Decoder) error {
 	}
 	*x = Error{}
 	var null bool
-	_ = null
 	if n > 0 {
 		{
 			var tmp Symbol
@@ -2322,8 +2279,6 @@ func (x *Header) Descriptor() uint64 { return DescriptorHeader }
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Header) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorHeader)
 	last := -1
 	if x.Durable {
@@ -2388,7 +2343,6 @@ func (x *Header) decodeValue(d *Decoder) error {
 	}
 	*x = Header{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Durable, _, err = d.ReadBool()
 		if err != nil {
@@ -2481,7 +2435,6 @@ func (x *Properties) Descriptor() uint64 { return DescriptorProperties }
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Properties) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorProperties)
 	last := -1
 	if x.MessageID != nil {
@@ -2647,7 +2600,6 @@ func (x *Properties) decodeValue(d *Decoder) error {
 	}
 	*x = Properties{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.MessageID, err = readMessageID(d)
 		if err != nil {
@@ -2766,12 +2718,8 @@ func (x *Received) deliveryState()     {}
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Received) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorReceived)
-	last := -1
-	last = 0
-	last = 1
+	last := 1
 	b, off := ListStart(b)
 	if last >= 0 {
 		b = AppendUint(b, x.SectionNumber)
@@ -2790,7 +2738,6 @@ func (x *Received) decodeValue(d *Decoder) error {
 	}
 	*x = Received{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.SectionNumber, null, err = d.ReadUint()
 		if err != nil {
@@ -2888,7 +2835,6 @@ func (x *Rejected) outcome()           {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Rejected) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorRejected)
 	last := -1
 	if x.Error != nil {
@@ -2915,8 +2861,6 @@ func (x *Rejected) decodeValue(d *Decoder) error {
 		return err
 	}
 	*x = Rejected{}
-	var null bool
-	_ = null
 	if n > 0 {
 		x.Error, err = decodeComposite[*Error](d, DescriptorError)
 		if err != nil {
@@ -3002,7 +2946,6 @@ func (x *Modified) outcome()           {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Modified) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorModified)
 	last := -1
 	if x.DeliveryFailed {
@@ -3049,8 +2992,6 @@ func (x *Modified) decodeValue(d *Decoder) error {
 		return err
 	}
 	*x = Modified{}
-	var null bool
-	_ = null
 	if n > 0 {
 		x.DeliveryFailed, _, err = d.ReadBool()
 		if err != nil {
@@ -3121,7 +3062,6 @@ func (x *Source) Descriptor() uint64 { return DescriptorSource }
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Source) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorSource)
 	last := -1
 	if x.Address != "" {
@@ -3261,7 +3201,6 @@ func (x *Source) decodeValue(d *Decoder) error {
 	x.ExpiryPolicy = TerminusExpiryPolicySessionEnd
 	x.Timeout = 0
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Address, _, err = d.ReadAddress()
 		if err != nil {
@@ -3392,7 +3331,6 @@ func (x *Target) Descriptor() uint64 { return DescriptorTarget }
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Target) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorTarget)
 	last := -1
 	if x.Address != "" {
@@ -3486,7 +3424,6 @@ func (x *Target) decodeValue(d *Decoder) error {
 	x.ExpiryPolicy = TerminusExpiryPolicySessionEnd
 	x.Timeout = 0
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Address, _, err = d.ReadAddress()
 		if err != nil {
@@ -3737,11 +3674,8 @@ func (x *SASLMechanisms) saslFrame()         {}
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *SASLMechanisms) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorSASLMechanisms)
-	last := -1
-	last = 0
+	last := 0
 	b, off := ListStart(b)
 	if last >= 0 {
 		b = AppendSymbolArray(b, nonNilSymbols(x.SASLServerMechanisms))
@@ -3757,7 +3691,6 @@ func (x *SASLMechanisms) decodeValue(d *Decoder) error {
 	}
 	*x = SASLMechanisms{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.SASLServerMechanisms, err = d.ReadSymbols()
 		null = x.SASLServerMechanisms == nil
@@ -3807,10 +3740,8 @@ func (x *SASLInit) saslFrame()         {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *SASLInit) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorSASLInit)
-	last := -1
-	last = 0
+	last := 0
 	if x.InitialResponse != nil {
 		last = 1
 	}
@@ -3849,7 +3780,6 @@ func (x *SASLInit) decodeValue(d *Decoder) error {
 	}
 	*x = SASLInit{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Mechanism, null, err = d.ReadSymbol()
 		if err != nil {
@@ -3905,11 +3835,8 @@ func (x *SASLChallenge) saslFrame()         {}
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *SASLChallenge) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorSASLChallenge)
-	last := -1
-	last = 0
+	last := 0
 	b, off := ListStart(b)
 	if last >= 0 {
 		b = AppendBinary(b, x.Challenge)
@@ -3925,7 +3852,6 @@ func (x *SASLChallenge) decodeValue(d *Decoder) error {
 	}
 	*x = SASLChallenge{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Challenge, null, err = d.ReadBinary()
 		if err != nil {
@@ -3969,11 +3895,8 @@ func (x *SASLResponse) saslFrame()         {}
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *SASLResponse) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorSASLResponse)
-	last := -1
-	last = 0
+	last := 0
 	b, off := ListStart(b)
 	if last >= 0 {
 		b = AppendBinary(b, x.Response)
@@ -3989,7 +3912,6 @@ func (x *SASLResponse) decodeValue(d *Decoder) error {
 	}
 	*x = SASLResponse{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.Response, null, err = d.ReadBinary()
 		if err != nil {
@@ -4035,11 +3957,8 @@ func (x *SASLOutcome) saslFrame()         {}
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *SASLOutcome) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorSASLOutcome)
-	last := -1
-	last = 0
+	last := 0
 	if x.AdditionalData != nil {
 		last = 1
 	}
@@ -4065,7 +3984,6 @@ func (x *SASLOutcome) decodeValue(d *Decoder) error {
 	}
 	*x = SASLOutcome{}
 	var null bool
-	_ = null
 	if n > 0 {
 		{
 			var tmp uint8
@@ -4118,8 +4036,6 @@ func (x *Coordinator) Descriptor() uint64 { return DescriptorCoordinator }
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Coordinator) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorCoordinator)
 	last := -1
 	if x.Capabilities != nil {
@@ -4143,8 +4059,6 @@ func (x *Coordinator) decodeValue(d *Decoder) error {
 		return err
 	}
 	*x = Coordinator{}
-	var null bool
-	_ = null
 	if n > 0 {
 		x.Capabilities, err = d.ReadSymbols()
 		if err != nil {
@@ -4183,7 +4097,6 @@ func (x *Declare) Descriptor() uint64 { return DescriptorDeclare }
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Declare) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorDeclare)
 	last := -1
 	if x.GlobalID != nil {
@@ -4210,8 +4123,6 @@ func (x *Declare) decodeValue(d *Decoder) error {
 		return err
 	}
 	*x = Declare{}
-	var null bool
-	_ = null
 	if n > 0 {
 		x.GlobalID, err = d.ReadAny()
 		if err != nil {
@@ -4251,11 +4162,8 @@ func (x *Discharge) Descriptor() uint64 { return DescriptorDischarge }
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Discharge) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorDischarge)
-	last := -1
-	last = 0
+	last := 0
 	if x.Fail {
 		last = 1
 	}
@@ -4281,7 +4189,6 @@ func (x *Discharge) decodeValue(d *Decoder) error {
 	}
 	*x = Discharge{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.TxnID, null, err = d.ReadBinary()
 		if err != nil {
@@ -4332,11 +4239,8 @@ func (x *Declared) outcome()           {}
 
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *Declared) AppendTo(b []byte) ([]byte, error) {
-	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorDeclared)
-	last := -1
-	last = 0
+	last := 0
 	b, off := ListStart(b)
 	if last >= 0 {
 		b = AppendBinary(b, x.TxnID)
@@ -4352,7 +4256,6 @@ func (x *Declared) decodeValue(d *Decoder) error {
 	}
 	*x = Declared{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.TxnID, null, err = d.ReadBinary()
 		if err != nil {
@@ -4399,10 +4302,8 @@ func (x *TransactionalState) deliveryState()     {}
 // AppendTo appends the described encoding of x, omitting trailing null fields.
 func (x *TransactionalState) AppendTo(b []byte) ([]byte, error) {
 	var err error
-	_ = err
 	b = AppendDescriptor(b, DescriptorTransactionalState)
-	last := -1
-	last = 0
+	last := 0
 	if x.Outcome != nil {
 		last = 1
 	}
@@ -4431,7 +4332,6 @@ func (x *TransactionalState) decodeValue(d *Decoder) error {
 	}
 	*x = TransactionalState{}
 	var null bool
-	_ = null
 	if n > 0 {
 		x.TxnID, null, err = d.ReadBinary()
 		if err != nil {

@@ -534,18 +534,31 @@ func (g *gen) emitComposite(t *specType) {
 		g.p("\treturn append(AppendDescriptor(b, Descriptor%s), TypeList0), nil", name)
 		g.p("}")
 	} else {
-		g.p("\tvar err error")
-		g.p("\t_ = err")
-		g.p("\tb = AppendDescriptor(b, Descriptor%s)", name)
-		g.p("\tlast := -1")
+		// err is declared only where a field's encoding can fail; last starts at the
+		// last field that is always encoded, and only the optional fields after it
+		// can raise it.
+		needErr := t.Name == "attach"
+		always := -1
 		for i, f := range t.Fields {
+			if strings.Contains(kinds[i].encode, "err =") {
+				needErr = true
+			}
+			if kinds[i].isNull == "false" || f.Mandatory {
+				always = i
+			}
+		}
+		if needErr {
+			g.p("\tvar err error")
+		}
+		g.p("\tb = AppendDescriptor(b, Descriptor%s)", name)
+		g.p("\tlast := %d", always)
+		for i, f := range t.Fields {
+			if i <= always {
+				continue
+			}
 			k := kinds[i]
 			if t.Name == "attach" && f.Name == "target" {
 				g.p("\tif x.Target != nil || x.Coordinator != nil { last = %d }", i)
-				continue
-			}
-			if k.isNull == "false" || f.Mandatory {
-				g.p("\tlast = %d", i)
 				continue
 			}
 			g.p("\tif %s { last = %d }", negate(fmt.Sprintf(k.isNull, "x."+camel(f.Name))), i)
@@ -589,9 +602,16 @@ func (g *gen) emitComposite(t *specType) {
 			g.p("\tx.%s = %s", camel(f.Name), kinds[i].dflt)
 		}
 	}
-	if len(t.Fields) > 0 {
+	// null is declared only where a decoded field's nullness is read.
+	needNull := false
+	for i, f := range t.Fields {
+		k := kinds[i]
+		if f.Mandatory || k.dflt != "" || (k.decode != "special" && strings.Count(k.decode, "null") > 1) {
+			needNull = true
+		}
+	}
+	if needNull {
 		g.p("\tvar null bool")
-		g.p("\t_ = null")
 	}
 	for i, f := range t.Fields {
 		k := kinds[i]
