@@ -38,6 +38,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -160,8 +162,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 				code = int(c)
 				return
 			}
-			// A bug: say so in one line rather than with a goroutine dump.
+			// A bug: say so in one line, with the stack under -v for the report.
 			fmt.Fprintf(stderr, "amqp1kit: internal error (please report it): %v\n", r)
+			if slices.Contains(args, "-v") || slices.Contains(args, "--verbose") {
+				stderr.Write(debug.Stack())
+			} else {
+				fmt.Fprintln(stderr, "amqp1kit: run the same command with -v to print the stack")
+			}
 			code = 1
 		}
 	}()
