@@ -23,6 +23,10 @@ type cTable struct {
 	read readRule
 	// config is set on the configuration types, which qdrouterd can create and delete.
 	config bool
+	// nullColumn is set on the types whose rows hold a null for a column that is not a
+	// string; the others leave it out of the row (qdrouterd's column writers with and
+	// without a default case).
+	nullColumn bool
 }
 
 // cObject gives the value of each column of one entity.
@@ -53,13 +57,13 @@ func init() {
 			columns: strings.Fields("name identity type prefix distribution connection containerId direction dir operStatus pattern addExternalPrefix delExternalPrefix")},
 		{name: mgmtPrefix + "router.config.autoLink", config: true, read: readByNameOrIdentity,
 			columns: strings.Fields("name identity type address addr direction dir phase connection containerId externalAddress externalAddr linkRef operStatus lastError fallback")},
-		{name: mgmtPrefix + "router", read: readForbidden, list: routerEntity,
+		{name: mgmtPrefix + "router", read: readForbidden, list: routerEntity, nullColumn: true,
 			columns: strings.Fields("name identity id type mode area version metadata addrCount linkCount nodeCount linkRouteCount autoLinkCount connectionCount presettledDeliveries droppedPresettledDeliveries acceptedDeliveries rejectedDeliveries releasedDeliveries modifiedDeliveries deliveriesDelayed1Sec deliveriesDelayed10Sec deliveriesStuck deliveriesIngress deliveriesEgress deliveriesTransit deliveriesIngressRouteContainer deliveriesEgressRouteContainer deliveriesRedirectedToFallback linksBlocked uptimeSeconds memoryUsage workerThreads")},
 		{name: mgmtPrefix + "connection", read: readByIdentity, list: connectionEntities,
 			columns: strings.Fields("name identity host role protocol dir container sasl isAuthenticated user isEncrypted sslProto sslCipher properties sslSsf tenant type ssl opened active adminStatus operStatus uptimeSeconds lastDlvSeconds enableProtocolTrace")},
-		{name: mgmtPrefix + "router.link", read: readHangs, list: linkEntities,
+		{name: mgmtPrefix + "router.link", read: readHangs, list: linkEntities, nullColumn: true,
 			columns: strings.Fields("name identity type linkName linkType linkDir owningAddr capacity peer undeliveredCount unsettledCount deliveryCount connectionId adminStatus operStatus presettledCount droppedPresettledCount acceptedCount rejectedCount releasedCount modifiedCount deliveriesDelayed1Sec deliveriesDelayed10Sec deliveriesStuck ingressHistogram priority settleRate creditAvailable zeroCreditSeconds")},
-		{name: mgmtPrefix + "router.address", read: readByKey, list: addressEntities,
+		{name: mgmtPrefix + "router.address", read: readByKey, list: addressEntities, nullColumn: true,
 			columns: strings.Fields("name identity type key distribution inProcess subscriberCount remoteCount containerCount remoteHostRouters deliveriesIngress deliveriesEgress deliveriesTransit deliveriesToContainer deliveriesFromContainer deliveriesEgressRouteContainer deliveriesIngressRouteContainer transitOutstanding trackedDeliveries priority deliveriesRedirectedToFallback")},
 		{name: mgmtPrefix + "console", read: readForbidden},
 		{name: mgmtPrefix + "router.config.exchange", config: true, read: readByNameOrIdentity,
@@ -123,7 +127,7 @@ func (a *agent) cAgent(r *Router, from *engine.Conn, t *cTable, op string, req *
 		}
 	case "DELETE":
 		if t.read == readForbidden || t.name == mgmtPrefix+"connection" {
-			return cRaw(403, "", rawNullEmptyMap)
+			return cStatus(403, pairs()) // a delete has no body to write the null in
 		}
 	}
 	// qdrouterd creates and deletes configuration entities (the fake's configuration
@@ -215,10 +219,13 @@ func (a *agent) cQuery(r *Router, t *cTable, req *mgmtRequest) response {
 	}
 	results := []any{}
 	for i := max(offset, 0); i < int64(len(objs)) && int64(len(results)) < count; i++ {
-		row := make([]any, len(cols))
-		for j, c := range cols {
-			if c >= 0 {
-				row[j] = objs[i](t.columns[c])
+		row := make([]any, 0, len(cols))
+		for _, c := range cols {
+			switch {
+			case c >= 0:
+				row = append(row, objs[i](t.columns[c]))
+			case t.nullColumn:
+				row = append(row, nil)
 			}
 		}
 		results = append(results, row)

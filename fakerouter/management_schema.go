@@ -58,15 +58,6 @@ func (t *schemaType) attributeNames() []string {
 	return out
 }
 
-func (t *schemaType) hasAttribute(name string) bool {
-	for _, a := range t.attributes {
-		if a.name == name {
-			return true
-		}
-	}
-	return false
-}
-
 // mgmtSchema is the decoded schema.
 type mgmtSchema struct {
 	prefix   string
