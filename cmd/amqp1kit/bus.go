@@ -416,33 +416,6 @@ func (c *listenCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	return nil
 }
 
-type statCmd struct {
-	connFlags `embed:"" set:"default_url=amqp://127.0.0.1:5672"`
-}
-
-func (c *statCmd) Validate() error { return c.resolve(false) }
-
-func (c *statCmd) Run(ctx context.Context, kctx *kong.Context) error {
-	t, a, err := c.open(ctx, kctx.Stderr)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	product, version, _ := t.PeerProduct()
-	mode := "routable"
-	if a.Legacy() {
-		mode = "legacy"
-	}
-	out := kctx.Stdout
-	fmt.Fprintf(out, "url:             %s\n", t.URL().Redacted())
-	fmt.Fprintf(out, "product:         %s\n", orNone(product))
-	fmt.Fprintf(out, "version:         %s\n", orNone(version))
-	fmt.Fprintf(out, "addressing:      %s (addressing_mode %s)\n", mode, t.Options().AddressingMode)
-	fmt.Fprintf(out, "rpc anycast:     %s\n", a.Anycast(driver.Target{Topic: "TOPIC"}, driver.ServiceRPC))
-	fmt.Fprintf(out, "notify anycast:  %s\n", a.Anycast(driver.Target{Topic: "TOPIC.PRIORITY"}, driver.ServiceNotify))
-	return nil
-}
-
 func orNone(s string) string {
 	if s == "" {
 		return "(none announced)"

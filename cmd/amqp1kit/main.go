@@ -11,7 +11,8 @@
 //	amqp1kit cast --fanout compute refresh
 //	amqp1kit notify --priority error notifications compute.instance.delete.end '{"id": "i-1"}'
 //	amqp1kit listen --count 1 notifications            # one JSON line per notification
-//	amqp1kit stat --url amqp://127.0.0.1:5673          # product, version, addressing mode
+//	amqp1kit stat                                      # product, version, addressing; a router's qdstat tables
+//	amqp1kit stat --url amqp://127.0.0.1:5673          # a broker: its open frame only
 //	amqp1kit bench --calls 1000 --concurrency 10       # calls/s, p50 and p99 latency
 //
 // serve runs until interrupted (SIGINT or SIGTERM) and then closes every client
@@ -55,7 +56,7 @@ type cli struct {
 	Cast   castCmd   `cmd:"" help:"Cast METHOD to a server of TOPIC (with --fanout, to every server) without waiting for a result."`
 	Notify notifyCmd `cmd:"" help:"Send a notification on TOPIC (to TOPIC.PRIORITY)."`
 	Listen listenCmd `cmd:"" help:"Print the notifications of TOPIC..., one JSON line each, until interrupted or --count received."`
-	Stat   statCmd   `cmd:"" help:"Connect and print what the intermediary says about itself and the addressing mode the driver picks."`
+	Stat   statCmd   `cmd:"" help:"Connect and print what the intermediary says about itself and the addressing mode the driver picks; for a router (the fake or qdrouterd), its statistics, connections, links and addresses as qdstat shows them, over its management protocol."`
 	Bench  benchCmd  `cmd:"" help:"Serve an echo method on a topic of its own and measure RPC calls/s and latency through the intermediary."`
 }
 
