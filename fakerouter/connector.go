@@ -463,6 +463,7 @@ type brokerConn struct {
 	sentOut        map[uint32]*relayOut     // deliveries the router sent, unsettled, by delivery-id
 	recvIn         map[uint32]*relayIn      // deliveries the peer sent, unsettled, by delivery-id
 	wrote          bool                     // output since the last heartbeat tick
+	writing        bool                     // the writer is writing a buffer
 	spare          []byte
 	closeSent      bool
 }
@@ -639,9 +640,25 @@ func (bc *brokerConn) serve(stop <-chan struct{}) error {
 		}
 	}()
 	err := bc.readLoop()
+	bc.drain()
 	bc.fail(err)
 	wg.Wait()
 	return err
+}
+
+// drain waits (a second at most) until the writer has written everything queued, so
+// that a close the router sent goes out before the socket is closed.
+func (bc *brokerConn) drain() {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		bc.mu.Lock()
+		idle := (len(bc.out) == 0 && !bc.writing) || bc.dead
+		bc.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (bc *brokerConn) readLoop() error {
@@ -734,20 +751,22 @@ func (bc *brokerConn) writeLoop() {
 		buf := bc.out
 		bc.out, bc.spare = bc.spare[:0], nil
 		if len(buf) > 0 {
-			bc.wrote = true
+			bc.wrote, bc.writing = true, true
 		}
 		bc.mu.Unlock()
 		if len(buf) == 0 {
 			continue
 		}
-		if _, err := bc.nc.Write(buf); err != nil {
+		_, err := bc.nc.Write(buf)
+		bc.mu.Lock()
+		bc.writing = false
+		if cap(buf) <= 1<<20 { // keep a buffer of ordinary size for the next round
+			bc.spare = buf[:0]
+		}
+		bc.mu.Unlock()
+		if err != nil {
 			bc.fail(err)
 			return
-		}
-		if cap(buf) <= 1<<20 { // keep a buffer of ordinary size for the next round
-			bc.mu.Lock()
-			bc.spare = buf[:0]
-			bc.mu.Unlock()
 		}
 	}
 }

@@ -99,8 +99,7 @@ func (lr *linkRoutes) pick(i int, route *LinkRoute) *brokerConn {
 	defer lr.mu.Unlock()
 	var cands []*brokerConn
 	for _, bc := range lr.open {
-		if (route.Connection != "" && bc.cn.cfg.Name == route.Connection) ||
-			(route.Connection == "" && route.ContainerID != "" && bc.remoteContainer == route.ContainerID) {
+		if route.serves(bc) {
 			cands = append(cands, bc)
 		}
 	}
@@ -113,6 +112,32 @@ func (lr *linkRoutes) pick(i int, route *LinkRoute) *brokerConn {
 	n := lr.rr[i]
 	lr.rr[i] = n + 1
 	return cands[n%len(cands)]
+}
+
+// linkRouteActive reports whether link route i (of c.routes) has a route container
+// connected: qdrouterd's operStatus "active" (else "inactive").
+func (c *core) linkRouteActive(i int) bool {
+	c.mu.Lock()
+	route := c.routes[i].route
+	c.mu.Unlock()
+	lr := &c.lr
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	for _, bc := range lr.open {
+		if route.serves(bc) {
+			return true
+		}
+	}
+	return false
+}
+
+// serves reports whether the route container on bc serves the route: its connector
+// by name, or its container-id.
+func (route *LinkRoute) serves(bc *brokerConn) bool {
+	if route.Connection != "" {
+		return bc.cn.cfg.Name == route.Connection
+	}
+	return route.ContainerID != "" && bc.remoteContainer == route.ContainerID
 }
 
 // linkRouteFor returns the index in c.routes of the link route of addr for links of
@@ -793,22 +818,7 @@ func (bc *brokerConn) dispatch(f inFrame) (done bool, err error) {
 	for i, rl := range closes {
 		rl.closeClient(closeErrs[i])
 	}
-	if done {
-		// Let the writer send the answering close before the socket goes.
-		bc.flushNow()
-	}
 	return done, err
-}
-
-// flushNow writes what is queued, on the reading goroutine (the connection is ending).
-func (bc *brokerConn) flushNow() {
-	bc.mu.Lock()
-	buf := bc.out
-	bc.out = nil
-	bc.mu.Unlock()
-	if len(buf) > 0 {
-		_, _ = bc.nc.Write(buf)
-	}
 }
 
 // peerAttachLocked matches the route container's attach to the router's.
