@@ -142,8 +142,8 @@ func (route *LinkRoute) serves(bc *brokerConn) bool {
 
 // linkRouteFor returns the index in c.routes of the link route of addr for links of
 // direction dir, the best match as qdrouterd's parse tree finds it (most literal
-// segments, then the longest), or -1.
-func (c *core) linkRouteFor(addr, dir string) int {
+// segments, then the longest), and the route; -1 when none matches.
+func (c *core) linkRouteFor(addr, dir string) (int, LinkRoute) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	segs := splitSegments(addr)
@@ -164,7 +164,10 @@ func (c *core) linkRouteFor(addr, dir string) int {
 			best, bestLiteral, bestWeight = i, literal, weight
 		}
 	}
-	return best
+	if best < 0 {
+		return -1, LinkRoute{}
+	}
+	return best, c.routes[best].route
 }
 
 // The errors of qdrouterd's link routing (router_core/connections.c).
@@ -270,11 +273,10 @@ func (c *core) linkRouteAttach(l *engine.Link) (routed bool, err error) {
 	if addr == "" {
 		return false, nil
 	}
-	i := c.linkRouteFor(addr, dir)
+	i, route := c.linkRouteFor(addr, dir)
 	if i < 0 {
 		return false, nil
 	}
-	route := c.routes[i].route
 	bc := c.lr.pick(i, &route)
 	if bc == nil {
 		refuseTermini(l)
@@ -911,7 +913,7 @@ func (bc *brokerConn) peerTransferLocked(t *wire.Transfer, payload []byte) {
 		rl.partial = m
 	}
 	m.payload = append(m.payload, payload...)
-	if max := bc.cn.maxMessage; max > 0 && int64(len(m.payload)) > max {
+	if limit := bc.cn.maxMessage; limit > 0 && int64(len(m.payload)) > limit {
 		// Beyond the router's max-message-size: the link fails on both sides.
 		rl.partial = nil
 		e := &wire.Error{Condition: wire.ErrCondMessageSizeExceeded, Description: "message larger than the router's max-message-size"}
