@@ -796,6 +796,7 @@ func configLinkRoutes(v *view) []cObject {
 	out := make([]cObject, len(c.routes))
 	for i := range c.routes {
 		lr := c.routes[i].route
+		active := v.a.routeActive(&lr)
 		name := "linkRoute/" + strconv.Itoa(i)
 		identity := strconv.Itoa(len(c.table.rules) + i + 1)
 		out[i] = func(col string) any {
@@ -827,10 +828,27 @@ func configLinkRoutes(v *view) []cObject {
 			case "direction", "dir":
 				return lr.Direction
 			case "operStatus":
-				return "inactive" // no route container is ever connected
+				if active {
+					return "active"
+				}
+				return "inactive"
 			}
 			return nil
 		}
 	}
 	return out
+}
+
+// routeActive reports whether a route container that serves route is connected (its
+// operStatus is then active). It takes the link routes' lock under the core's.
+func (a *agent) routeActive(route *LinkRoute) bool {
+	lr := &a.c.lr
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	for _, bc := range lr.open {
+		if route.serves(bc) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,12 +2,14 @@ package fakerouter_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 
 	amqp "github.com/Azure/go-amqp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 	"github.com/amqp1kit/amqp1kit/qdmanagement"
@@ -256,4 +258,24 @@ func TestManagementLeavesTheInspectionAPIAlone(t *testing.T) {
 		require.NotContains(t, a.Address, "$management")
 	}
 	require.Zero(t, r.Stats().Ingress)
+}
+
+// TestManagementLinkRouteStatus: a link route is active while its route container is
+// connected, as qdrouterd shows it.
+func TestManagementLinkRouteStatus(t *testing.T) {
+	b := fakebroker.RunT(t, nil)
+	host, port, err := net.SplitHostPort(b.Addr())
+	require.NoError(t, err)
+	r := fakerouter.RunT(t, &fakerouter.Options{
+		LinkRoutes: []fakerouter.LinkRoute{
+			{Prefix: "queue", Direction: "in", Connection: "broker"},
+			{Prefix: "queue", Direction: "out", Connection: "broker"},
+		},
+		Connectors: []fakerouter.Connector{{Name: "broker", Host: host, Port: port, Role: "route-container"}},
+	})
+	ctx := testCtx(t)
+	require.NoError(t, r.WaitForConnector(ctx, "broker"))
+	lr, err := mgmtClient(t, r.URL()).Query(ctx, qdmanagement.TypeLinkRoute, "prefix", "direction", "connection", "operStatus")
+	require.NoError(t, err)
+	require.Equal(t, [][]any{{"queue", "in", "broker", "active"}, {"queue", "out", "broker", "active"}}, lr.Rows)
 }

@@ -43,6 +43,13 @@
 //     link by link: the broker's attach answer, credit, transfers, dispositions and
 //     detach are relayed as qdrouterd relays them (linkroute.go); without the route
 //     container connected, qd:no-route-to-dest; when it is lost, qd:routed-link-lost.
+//   - Management: qdrouterd's AMQP management protocol at $management (management.go),
+//     as both of its agents answer it (the core's for router, connection, router.link,
+//     router.address and the configuration types; the Python one for the management
+//     node's GET-* operations, listener, policy, short type names), so that qdstat and
+//     qdmanage work against the fake and show its own figures. The same requests get
+//     byte-for-byte the same responses (statuses, descriptions, encodings), checked
+//     against qdrouterd 1.19.0.
 //
 // MulticastDropsWithoutConsumer gives the older behaviour the deployment guide
 // describes (multicast senders always have credit; messages nobody consumes are
@@ -61,6 +68,17 @@
 //     (qdrouterd answers once the broker has, after the broker's last dispositions);
 //     a client's attach, or its drain, holds that client connection's other frames
 //     until the broker answers (qdrouterd holds only the link).
+//   - Management: a request qdrouterd never answers (no application-properties, a
+//     body that does not decode, READ of a router.link, UPDATE, CREATE or DELETE its
+//     core agent ignores) gets an error status (400 or 501). CREATE, UPDATE and
+//     DELETE of configuration (address, linkRoute, listener...) are refused with 501:
+//     the fake's configuration is fixed. Not kept: the Python agent's log, logStats
+//     and allocator entities (GET-LOG is empty), link-routed links in router.link,
+//     the connectors' connections in connection, delay, stuck and settle-rate
+//     counters (0). A mesh's routers each show themselves standalone (GET-MGMT-NODES
+//     empty, no router.node). workerThreads is GOMAXPROCS; memoryUsage is the Go
+//     runtime's. Management requests are not counted in Stats (their responses are
+//     counted as deliveries to the reply address).
 package fakerouter
 
 import (
