@@ -81,8 +81,10 @@ type Options struct {
 	Step time.Duration
 	// Timeout bounds one run of a scenario against one intermediary. Default: 2m.
 	Timeout time.Duration
-	// StrictOrder counts a frame sent at another place in its lane (moved) as a
-	// difference. Default: false; the order across lanes is never compared.
+	// StrictOrder compares the frames of each lane exactly as sent: a frame sent at
+	// another place in its lane (moved) counts as a difference, and runs of flows and
+	// dispositions are neither sorted nor merged (see the package doc). Default:
+	// false; the order across lanes is never compared.
 	StrictOrder bool
 	// KeepEmpty keeps empty frames (keep-alives, which depend on timing) in the
 	// comparison. Default: false.
@@ -142,6 +144,20 @@ func (t *Trace) String() string {
 	}
 	for _, f := range t.Normalized {
 		fmt.Fprintf(&b, "  %s  [%s]\n", f, f.Lane)
+	}
+	return b.String()
+}
+
+// Raw prints the frames as sent (nothing masked), one a line, with the scenario's
+// notes: what the intermediary really said.
+func (t *Trace) Raw() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "scenario %s against %s (%s): %s\n", t.Scenario, t.Target.Name, t.Target.URL, errText(t.Err))
+	for _, n := range t.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	for _, f := range t.Frames {
+		fmt.Fprintf(&b, "  %s ch %d\n", f, f.Channel)
 	}
 	return b.String()
 }
@@ -267,7 +283,7 @@ func (o *Options) Diff(a, b *Trace) Report {
 		ErrB:        b.Err,
 		NotesA:      a.Notes,
 		NotesB:      b.Notes,
-		Conns:       diffTraces(a.Normalized, b.Normalized, opts.KeepEmpty),
+		Conns:       diffTraces(a.Normalized, b.Normalized, opts.KeepEmpty, opts.StrictOrder),
 		StrictOrder: opts.StrictOrder,
 	}
 }

@@ -252,7 +252,7 @@ func writeRow(b *strings.Builder, row Row) {
 }
 
 // diffTraces aligns two normalized traces.
-func diffTraces(a, b []Frame, keepEmpty bool) []Conn {
+func diffTraces(a, b []Frame, keepEmpty, strict bool) []Conn {
 	type laneFrames struct {
 		name string
 		a, b []Frame
@@ -303,7 +303,7 @@ func diffTraces(a, b []Frame, keepEmpty bool) []Conn {
 			return cmpBool(len(x.a) == 0, len(y.a) == 0)
 		})
 		for _, l := range lanes {
-			c.Lanes = append(c.Lanes, Lane{Name: l.name, Rows: alignLane(canonical(l.a), canonical(l.b))})
+			c.Lanes = append(c.Lanes, Lane{Name: l.name, Rows: alignLane(canonical(l.a, strict), canonical(l.b, strict))})
 		}
 		out = append(out, c)
 	}
@@ -320,28 +320,105 @@ func cmpBool(x, y bool) int {
 	return 1
 }
 
-// canonical sorts each run of consecutive flow and disposition frames one side sent
-// in a lane, so that their order within the run (which depends on timing, not on
-// behaviour) does not count. Frames that crossed frames of the other side at
-// another moment are found by alignLane as moved.
-func canonical(fs []Frame) []Frame {
-	out := append([]Frame(nil), fs...)
+// canonical rewrites each run of consecutive flow and disposition frames one side
+// sent in a lane into a form that does not depend on timing: a disposition of a range
+// of deliveries becomes one disposition per delivery (an intermediary settling
+// several deliveries in one frame, or in one frame each, says the same thing), a
+// link flow followed in the run by another of the same link is dropped unless it
+// drains or asks for an echo (the later one supersedes it), and the run is sorted.
+// Unless strict, which keeps the frames as sent. Frames that crossed frames of the
+// other side at another moment are found by alignLane as moved.
+func canonical(fs []Frame, strict bool) []Frame {
+	if strict {
+		return fs
+	}
+	var out []Frame
 	free := func(f Frame) bool { return f.Type == "flow" || f.Type == "disposition" }
-	for i := 0; i < len(out); {
-		if !free(out[i]) {
+	for i := 0; i < len(fs); {
+		if !free(fs[i]) {
+			out = append(out, fs[i])
 			i++
 			continue
 		}
 		j := i
-		for j < len(out) && free(out[j]) && out[j].Dir == out[i].Dir {
+		for j < len(fs) && free(fs[j]) && fs[j].Dir == fs[i].Dir {
 			j++
 		}
-		slices.SortStableFunc(out[i:j], func(x, y Frame) int {
+		var run []Frame
+		for k := i; k < j; k++ {
+			f := fs[k]
+			switch {
+			case f.Type == "disposition":
+				run = append(run, expandRange(f)...)
+			case f.Type == "flow" && supersededFlow(f, fs[k+1:j]):
+			default:
+				run = append(run, f)
+			}
+		}
+		slices.SortStableFunc(run, func(x, y Frame) int {
 			return strings.Compare(compareKey(x), compareKey(y))
 		})
+		out = append(out, run...)
 		i = j
 	}
 	return out
+}
+
+// expandRange turns a disposition of first..last into one disposition per delivery.
+func expandRange(f Frame) []Frame {
+	first, _ := f.Get("first")
+	last, ok := f.Get("last")
+	a, err1 := strconv.Atoi(strings.TrimPrefix(first, "+"))
+	b, err2 := strconv.Atoi(strings.TrimPrefix(last, "+"))
+	if !ok || err1 != nil || err2 != nil || b < a || b-a > 1000 {
+		return []Frame{f}
+	}
+	out := make([]Frame, 0, b-a+1)
+	for id := a; id <= b; id++ {
+		g := f
+		g.Fields = nil
+		for _, x := range f.Fields {
+			switch x.Name {
+			case "last":
+				continue
+			case "first":
+				x.Value = relativeInt(id)
+			}
+			g.Fields = append(g.Fields, x)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func relativeInt(d int) string {
+	if d >= 0 {
+		return "+" + strconv.Itoa(d)
+	}
+	return strconv.Itoa(d)
+}
+
+// supersededFlow reports whether a link flow is followed, in rest, by another flow of
+// the same link, and neither drains nor asks for an echo itself.
+func supersededFlow(f Frame, rest []Frame) bool {
+	h, ok := f.Get("handle")
+	if !ok {
+		return false
+	}
+	if _, drain := f.Get("drain"); drain {
+		return false
+	}
+	if _, echo := f.Get("echo"); echo {
+		return false
+	}
+	for _, g := range rest {
+		if g.Type == "flow" {
+			if h2, ok := g.Get("handle"); ok && h2 == h {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // compareKey is the frame's compared content as text.

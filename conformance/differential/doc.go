@@ -62,10 +62,13 @@
 // flows), and each link (attach, flow, transfer, disposition, detach; a disposition
 // belongs to the link of its deliveries) — and the lanes of A and B are aligned
 // separately, by a longest common subsequence of equal frames. Within a lane, a run
-// of consecutive flows and dispositions from one side is compared as a set, and a
-// frame found in both lanes at different places (a flow sent before a transfer in one
-// run, after it in the other) is reported as moved, which is not a difference unless
-// Options.StrictOrder. Frames left over between two common ones are paired by
+// of consecutive flows and dispositions from one side is put in a form that does not
+// depend on timing: a disposition of a range of deliveries counts as one disposition
+// per delivery, a link flow superseded by a later one of the same run is dropped
+// (unless it drains or asks for an echo), and the run is compared as a set. A frame
+// found in both lanes at different places (a flow sent before a transfer in one run,
+// after it in the other) is reported as moved. Neither is a difference unless
+// Options.StrictOrder, which compares the lanes exactly as sent. Frames left over between two common ones are paired by
 // direction and type (changed, with the differing fields listed); the rest are only
 // in A or only in B.
 //

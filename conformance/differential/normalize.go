@@ -123,7 +123,9 @@ func (n *normalizer) collect(frames []described) {
 	var pairs, shapePairs []string
 	add := func(t *tokens, shape bool) {
 		for raw, tok := range t.m {
-			if len(raw) < 4 {
+			// Link names chosen by people ("selector-filter") are words that may
+			// occur in other strings; only generated ones are replaced there.
+			if len(raw) < 4 || (t == n.names && !mixedName(raw)) {
 				continue
 			}
 			pairs = append(pairs, raw, tok)
@@ -275,6 +277,12 @@ func (n *normalizer) shape(addr string) string {
 		}
 		return "<x>"
 	})
+}
+
+// mixedName reports whether a name has digits or capitals among letters, as generated
+// names (go-amqp's base64 link names) have and names written by people mostly do not.
+func mixedName(s string) bool {
+	return len(s) >= 8 && strings.ContainsAny(s, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 }
 
 // looksGenerated reports whether a run of letters and digits looks made up by a

@@ -118,7 +118,7 @@ func FuzzSplitter(f *testing.F) {
 		for _, chunk := range []int{len(b) + 1, 5} {
 			ds := describe(split(b, chunk))
 			fs := normalize(ds, []string{"x"})
-			_ = diffTraces(fs, fs, true)
+			_ = diffTraces(fs, fs, true, false)
 		}
 	})
 }

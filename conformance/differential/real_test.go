@@ -12,7 +12,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/internal/realpeer"
 )
 
-// outDir is where TestRealPrograms also writes each report, one file per scenario
+// outDir is where TestRealPrograms also writes each report and both raw traces
 // (unset: nowhere): AMQP1KIT_DIFFERENTIAL_OUT=/tmp/reports go test -run TestRealPrograms.
 const outDir = "AMQP1KIT_DIFFERENTIAL_OUT"
 
@@ -53,15 +53,23 @@ func compareAll(t *testing.T, a, b differential.Target) {
 			continue
 		}
 		t.Run(s.Name, func(t *testing.T) {
-			r, err := differential.Compare(t.Context(), s, a, b)
+			var o *differential.Options
+			ta, err := o.Record(t.Context(), s, a)
 			if err != nil {
 				t.Fatalf("the tool failed: %v", err)
 			}
+			tb, err := o.Record(t.Context(), s, b)
+			if err != nil {
+				t.Fatalf("the tool failed: %v", err)
+			}
+			r := o.Diff(ta, tb)
 			t.Logf("%s", r)
 			if dir != "" {
-				name := filepath.Join(dir, strings.Fields(b.Name)[0]+"-"+s.Name+".txt")
-				if err := os.WriteFile(name, []byte(r.String()), 0o644); err != nil {
-					t.Error(err)
+				base := filepath.Join(dir, strings.Fields(b.Name)[0]+"-"+s.Name)
+				for name, text := range map[string]string{".txt": r.String(), ".a.raw": ta.Raw(), ".b.raw": tb.Raw()} {
+					if err := os.WriteFile(base+name, []byte(text), 0o644); err != nil {
+						t.Error(err)
+					}
 				}
 			}
 		})
