@@ -93,6 +93,11 @@ type Options struct {
 	// server is the sender, as Qpid Proton does unless its application sets it
 	// (qpidd never does).
 	OmitAvailable bool
+	// SettleOnDetach settles the deliveries the server sent on a link and the peer
+	// left unsettled when it detaches the link (a disposition settled, without state,
+	// each) before answering the detach, as qpidd (Qpid Proton freeing the link) does.
+	// LinkDetached still finds them in Link.Unsettled.
+	SettleOnDetach bool
 
 	// Logger receives one line per connection event and per error. Default: discard.
 	Logger *slog.Logger

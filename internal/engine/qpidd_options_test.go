@@ -187,3 +187,26 @@ func TestOwnTerminiAndDetachedByPeer(t *testing.T) {
 		t.Errorf("ClosedByPeer: %v, want true for the link detached with closed set only", pol.closed)
 	}
 }
+
+// SettleOnDetach settles what the peer left unsettled before the detach answer.
+func TestSettleOnDetach(t *testing.T) {
+	t.Parallel()
+	pol := newQueuePolicy()
+	pol.fill(t, "q", 3, 10)
+	_, url := startServer(t, pol, &Options{SettleOnDetach: true})
+	p := dialPeer(t, url)
+	p.open()
+	p.begin(0)
+	p.attach(0, receiverAttach("r", 0, "q"))
+	p.writeFrame(0, linkFlow(0, 0, 3))
+	ds := p.receive(3)
+	p.writeFrame(0, &wire.Disposition{Role: wire.RoleReceiver, First: ds[1].ID, Settled: true, State: &wire.Accepted{}})
+	p.writeFrame(0, &wire.Detach{Handle: 0, Closed: true})
+	for _, want := range []uint32{ds[0].ID, ds[2].ID} {
+		d, fr := readFrame[*wire.Disposition](p)
+		if d.Role != wire.RoleSender || d.First != want || (d.Last != nil && *d.Last != want) || !d.Settled || d.State != nil {
+			t.Fatalf("got %v, want delivery %d settled by the server without state", fr, want)
+		}
+	}
+	readFrame[*wire.Detach](p)
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
@@ -532,6 +533,14 @@ func (s *session) handleAttach(a *wire.Attach) error {
 	l.accepted = true
 	l.answered = true
 	c.writeLocked(s.local, reply, nil)
+	if l.closeOnAnswer {
+		// The handler closed the link before its attach was answered (Link.Close):
+		// the detach follows the answer, never overtakes it.
+		c.mu.Unlock()
+		l.Close(l.closeErr)
+		c.mu.Lock()
+		return nil
+	}
 	if l.flowPending {
 		l.flowPending = false
 		s.sendFlowLocked(l)
@@ -568,6 +577,9 @@ func (s *session) handleDetach(dt *wire.Detach) error {
 	s.handleHint = min(s.handleHint, l.local)
 	l.peerDetached, l.peerClosed = true, dt.Closed
 	if !l.detachSent {
+		if c.srv.opts.SettleOnDetach {
+			s.settleSentLocked(l)
+		}
 		l.detachSent = true
 		c.writeLocked(s.local, &wire.Detach{Handle: l.local, Closed: dt.Closed}, nil)
 	}
@@ -592,6 +604,30 @@ func (s *session) handleDetach(dt *wire.Detach) error {
 		c.h.LinkDetached(l, err)
 	}
 	return nil
+}
+
+// settleSentLocked settles the deliveries the server sent whole on l that the peer
+// has not settled, one disposition each in delivery-id order, as Qpid Proton does when
+// its application frees a link the peer detached.
+func (s *session) settleSentLocked(l *Link) {
+	pending := map[*Delivery]bool{}
+	for _, o := range s.pending {
+		if o.l == l {
+			pending[o.d] = true
+		}
+	}
+	ids := make([]uint32, 0, len(l.unsettled))
+	for id, d := range l.unsettled {
+		if !pending[d] && !d.remoteSettled {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b uint32) int { return int(int32(a - b)) })
+	for _, id := range ids {
+		d := l.unsettled[id]
+		d.localSettled = true
+		s.c.writeLocked(s.local, &wire.Disposition{Role: wire.RoleSender, First: id, Settled: true}, nil)
+	}
 }
 
 func (s *session) hasPendingLocked(l *Link) bool {
