@@ -618,7 +618,8 @@ func (h *harness) startStrace(pid int) *straceRun {
 	return s
 }
 
-// stop detaches strace and returns the system calls it counted (with "total"), or nil.
+// stop detaches strace and returns the system calls it counted (with "total"; the
+// failed ones, EAGAIN mostly, as "NAME errors"), or nil.
 func (s *straceRun) stop() map[string]int64 {
 	if s == nil {
 		return nil
@@ -651,7 +652,13 @@ func parseStraceSummary(text string) map[string]int64 {
 		if err != nil {
 			continue
 		}
-		calls[f[len(f)-1]] = n
+		name := f[len(f)-1]
+		calls[name] = n
+		if len(f) == 6 {
+			if e, err := strconv.ParseInt(f[4], 10, 64); err == nil {
+				calls[name+" errors"] = e
+			}
+		}
 	}
 	if len(calls) == 0 {
 		return nil

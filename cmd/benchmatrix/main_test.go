@@ -78,7 +78,8 @@ func TestParseStraceSummary(t *testing.T) {
 100.00    1.061345           8    133234     12100 total
 `
 	got := parseStraceSummary(text)
-	want := map[string]int64{"write": 51234, "read": 60000, "futex": 10000, "epoll_pwait": 12000, "total": 133234}
+	want := map[string]int64{"write": 51234, "read": 60000, "read errors": 12000, "futex": 10000, "futex errors": 100,
+		"epoll_pwait": 12000, "total": 133234, "total errors": 12100}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}

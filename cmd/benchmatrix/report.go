@@ -254,6 +254,7 @@ var syscallGroups = []struct {
 }{
 	{"writes", []string{"write", "writev", "sendmsg", "sendto", "sendmmsg", "pwrite64"}},
 	{"reads", []string{"read", "readv", "recvmsg", "recvfrom", "recvmmsg", "pread64"}},
+	{"failed reads", []string{"read errors", "readv errors", "recvmsg errors", "recvfrom errors", "recvmmsg errors"}},
 	{"futex", []string{"futex"}},
 	{"epoll", []string{"epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll", "select", "pselect6"}},
 	{"total", []string{"total"}},
@@ -292,10 +293,14 @@ func (rep *report) write(w io.Writer, md bool) {
 	}
 	for _, s := range sums {
 		if s.n == 0 {
+			what := "not measured"
+			if slices.ContainsFunc(rep.results, func(r *result) bool { return r.Workload == s.c.wl.name && r.Target == s.c.target }) {
+				what = "failed"
+			}
 			if md {
-				fmt.Fprintf(w, "| %s | %s | failed | | | | | | |\n", s.c.wl.name, s.c.target)
+				fmt.Fprintf(w, "| %s | %s | %s | | | | | | |\n", s.c.wl.name, s.c.target, what)
 			} else {
-				fmt.Fprintf(tw, "%s\t%s\tfailed\t\t\t\t\t\t\t\t\n", s.c.wl.name, s.c.target)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\n", s.c.wl.name, s.c.target, what)
 			}
 			continue
 		}
@@ -319,10 +324,10 @@ func (rep *report) write(w io.Writer, md bool) {
 		if md {
 			fmt.Fprintln(w, "System calls of the intermediary per operation (strace -f -c over the measured window; rates of this run are not figures):")
 			fmt.Fprintln(w)
-			fmt.Fprintln(w, "| workload | intermediary | writes | reads | futex | epoll/poll | all |")
-			fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+			fmt.Fprintln(w, "| workload | intermediary | writes | reads | of which failed (EAGAIN) | futex | epoll/poll | all |")
+			fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 		} else {
-			fmt.Fprintln(tw, "workload\tintermediary\twrites/op\treads/op\tfutex/op\tepoll/op\tall/op\t")
+			fmt.Fprintln(tw, "workload\tintermediary\twrites/op\treads/op\tfailed reads/op\tfutex/op\tepoll/op\tall/op\t")
 		}
 		for _, s := range sums {
 			if s.syscalls == nil {
