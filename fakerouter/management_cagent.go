@@ -432,7 +432,10 @@ func connectionEntities(v *view) []cObject {
 }
 
 func (v *view) connection(c *engine.Conn) cObject {
-	st := v.a.conn(c)
+	st := v.a.conns[c]
+	if st == nil { // closing: Closed has been heard, the server has not let go yet
+		st = &connStats{opened: v.now, closing: true}
+	}
 	host := c.RemoteAddr().String()
 	ts := c.TLS()
 	return func(col string) any {
