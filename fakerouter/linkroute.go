@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
@@ -179,13 +178,6 @@ func routedLinkLost() *wire.Error {
 	return &wire.Error{Condition: "qd:routed-link-lost", Description: "Connectivity to the peer container was lost"}
 }
 
-// attachAnswerGap is how long the router waits after answering a client's attach
-// before it detaches that link: the engine writes the answer once Handler.Attach has
-// returned and tells nobody, and a detach must not overtake it. qdrouterd sends a
-// refusing broker's detach right behind its attach; a few milliseconds more is
-// nothing a client can tell.
-const attachAnswerGap = 10 * time.Millisecond
-
 // routedLink is one link-routed link: the client's link on the router (engine) and
 // the router's link to the route container.
 type routedLink struct {
@@ -200,8 +192,6 @@ type routedLink struct {
 	answered chan struct{} // closed when the route container answered the attach, or was lost
 	answer   *wire.Attach
 	remote   uint32
-	returned bool      // the client's attach is answered (Handler.Attach has returned)
-	answerAt time.Time // when it returned
 
 	dc uint32 // deliveries on the route container's link
 	// A client receiver: the limit (delivery-count + credit) last granted to the route
@@ -217,9 +207,7 @@ type routedLink struct {
 	detachSent   bool // the router detached (or answered) the route container's link
 	gone         bool // the route container's link is gone
 	clientGone   bool // the client's link is gone
-	clientClosed bool // the router has closed (or will close) the client's link
-	closePending bool // ... once the client's attach is answered
-	closeErr     *wire.Error
+	clientClosed bool // the router has closed the client's link
 }
 
 // relayIn is a message the route container sent on a link the router relays to a
@@ -415,20 +403,17 @@ func (bc *brokerConn) attach(l *engine.Link, route LinkRoute) error {
 	}
 	l.SetSource(src)
 	l.SetTarget(tgt)
-	rl.returned, rl.answerAt = true, time.Now()
-	pending, err := rl.closePending, rl.closeErr
 	bc.mu.Unlock()
-	if pending {
-		time.AfterFunc(attachAnswerGap, func() { l.Close(err) })
-	}
 	return nil
 }
 
 // maxSessionWindow is Proton's session window: link credit alone bounds transfers.
 const maxSessionWindow = 1<<31 - 1
 
-// closeClient detaches the client's link with err (closed), once, and not before its
-// attach is answered.
+// closeClient detaches the client's link with err (closed), once. Before the client's
+// attach is answered, the engine sends the detach right after the answer, which
+// carries the termini the route container answered with, as qdrouterd relays a
+// refusal.
 func (rl *routedLink) closeClient(err *wire.Error) {
 	bc := rl.bc
 	bc.mu.Lock()
@@ -437,17 +422,7 @@ func (rl *routedLink) closeClient(err *wire.Error) {
 		return
 	}
 	rl.clientClosed = true
-	if !rl.returned {
-		rl.closePending, rl.closeErr = true, err
-		bc.mu.Unlock()
-		return
-	}
-	wait := attachAnswerGap - time.Since(rl.answerAt)
 	bc.mu.Unlock()
-	if wait > 0 {
-		time.AfterFunc(wait, func() { rl.client.Close(err) })
-		return
-	}
 	rl.client.Close(err)
 }
 

@@ -45,6 +45,8 @@ type Link struct {
 	unsettled     map[uint32]*Delivery // sent by the server, not settled by the peer
 	accepted      bool
 	answered      bool // the server's attach was sent
+	closeOnAnswer bool // Close was called before the answer: detach right after it
+	closeErr      *wire.Error
 	flowPending   bool // credit granted during Attach, to announce after it
 	// flowDeferred: a flow waits behind deliveries queued for the session window;
 	// flowDeferredDrain: it answers a drain.
@@ -303,11 +305,21 @@ func (l *Link) Send(payload []byte, settled bool, ctx any) (*Delivery, error) {
 }
 
 // Close detaches the link (closed=true) with err, or without an error when err is nil.
-// The handler then hears LinkDetached once.
+// The handler then hears LinkDetached once. Called before the server's attach is
+// written (from Handler.Attach, or another goroutine while Attach runs), the detach
+// follows the attach, which the link answers with its termini as they are: the way
+// an intermediary accepts a link and then detaches it with an error.
 func (l *Link) Close(err *wire.Error) {
 	c := l.s.c
 	c.mu.Lock()
 	if l.gone || l.detachSent {
+		c.mu.Unlock()
+		return
+	}
+	if !l.answered {
+		// Called during Attach (or before its answer is written): the detach is sent
+		// right after the answer.
+		l.closeOnAnswer, l.closeErr = true, err
 		c.mu.Unlock()
 		return
 	}

@@ -634,3 +634,25 @@ func TestLinkFlowWaitsForQueuedTransfers(t *testing.T) {
 		})
 	}
 }
+
+// closeInAttach closes every link from within Attach.
+type closeInAttach struct{ NopHandler }
+
+func (closeInAttach) Attach(l *Link) error {
+	l.Close(&wire.Error{Condition: wire.ErrCondNotFound, Description: "gone at once"})
+	return nil
+}
+
+// A handler that closes a link while its attach is still being decided gets the
+// detach written after the attach answer, never before it.
+func TestCloseDuringAttachFollowsTheAnswer(t *testing.T) {
+	_, url := startServer(t, closeInAttach{}, nil)
+	peer := dialPeer(t, url)
+	peer.open()
+	peer.begin(0)
+	got := peer.attach(0, receiverAttach("r", 0, "q"))
+	if got.Source == nil {
+		t.Fatalf("the answer has a null source: a refusal, not an accepted link")
+	}
+	peer.wantDetach(wire.ErrCondNotFound)
+}

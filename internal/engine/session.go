@@ -533,6 +533,14 @@ func (s *session) handleAttach(a *wire.Attach) error {
 	l.accepted = true
 	l.answered = true
 	c.writeLocked(s.local, reply, nil)
+	if l.closeOnAnswer {
+		// The handler closed the link before its attach was answered (Link.Close):
+		// the detach follows the answer, never overtakes it.
+		c.mu.Unlock()
+		l.Close(l.closeErr)
+		c.mu.Lock()
+		return nil
+	}
 	if l.flowPending {
 		l.flowPending = false
 		s.sendFlowLocked(l)
