@@ -136,8 +136,8 @@ func TestRefusedAttachAndRejectionKeepTheirConditions(t *testing.T) {
 	require.ErrorIs(t, err, driver.ErrDeliveryFailure)
 	var ae *amqp.Error
 	require.ErrorAs(t, err, &ae)
-	require.Equal(t, amqp.ErrCondNotFound, ae.Condition)
-	require.True(t, strings.HasPrefix(err.Error(), `amqp1kit driver: notify ev on routed.info: message delivery failure: send retries exhausted: attach sender to "openstack.org/om/notify/anycast/openstack/routed.info": amqp:not-found: `), err.Error())
+	require.Equal(t, amqp.ErrCond("qd:no-route-to-dest"), ae.Condition)
+	require.True(t, strings.HasPrefix(err.Error(), `amqp1kit driver: notify ev on routed.info: message delivery failure: send retries exhausted: attach sender to "openstack.org/om/notify/anycast/openstack/routed.info": qd:no-route-to-dest: `), err.Error())
 	requireSaidOnce(t, err)
 
 	// The router rejects the request: the rejection's error is the cause.

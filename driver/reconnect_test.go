@@ -296,13 +296,17 @@ func (a *attachCounter) count(role, addr string) int {
 
 func TestRefusedLinksAreRetriedAfterLinkRetryDelay(t *testing.T) {
 	// The router refuses attaches to link-routed addresses (their route's container is
-	// not connected): a listener link is attached again after link_retry_delay, again
+	// not connected; a route per direction, as a link route matches only links of its
+	// direction): a listener link is attached again after link_retry_delay, again
 	// and again, while the others work; a send uses one retry per refused attach
 	// (Python's test_send_retry_fail: retry=2 gives up after 3 attempts).
 	var attaches attachCounter
 	r := fakerouter.RunT(t, &fakerouter.Options{
 		Trace:      attaches.trace,
-		LinkRoutes: []fakerouter.LinkRoute{{Prefix: "openstack.org/om/notify/anycast/openstack/routed.", Direction: "in", Connection: "broker"}},
+		LinkRoutes: []fakerouter.LinkRoute{
+			{Prefix: "openstack.org/om/notify/anycast/openstack/routed.", Direction: "in", Connection: "broker"},
+			{Prefix: "openstack.org/om/notify/anycast/openstack/routed.", Direction: "out", Connection: "broker"},
+		},
 	})
 	ctx := testCtx(t)
 	got := make(chan string, 1)
@@ -325,7 +329,7 @@ func TestRefusedLinksAreRetriedAfterLinkRetryDelay(t *testing.T) {
 	err = bad.Info(ctx, nil, "refused", nil)
 	require.ErrorIs(t, err, driver.ErrDeliveryFailure)
 	require.Contains(t, err.Error(), "retries exhausted")
-	require.Contains(t, err.Error(), "not-found")
+	require.Contains(t, err.Error(), "qd:no-route-to-dest")
 	require.Equal(t, 3, attaches.count("sender", refused), "one attempt and two retries")
 }
 
