@@ -33,6 +33,7 @@ var brokerCases = map[string]func(t T, h *Harness){
 	"BrokerSubscriptionOutlivesConnection": brokerSubscriptionOutlivesConnection,
 	"BrokerSubscriptionNameInUse":          brokerSubscriptionNameInUse,
 	"BrokerSenderCreditToppedUp":           brokerSenderCreditToppedUp,
+	"BrokerSettlesOnDetach":                brokerSettlesOnDetach,
 }
 
 // brokerSASLMechanisms: qpidd with auth=no offers ANONYMOUS and PLAIN, in that order,
@@ -684,5 +685,63 @@ func brokerSenderCreditToppedUp(t T, h *Harness) {
 	}
 	if topUp == nil || topUp.DeliveryCount == nil || *topUp.DeliveryCount != 1 || topUp.LinkCredit == nil || *topUp.LinkCredit != 500 {
 		t.Errorf("before the disposition came flow %+v, want delivery-count 1 and credit 500 again", topUp)
+	}
+}
+
+// brokerSettlesOnDetach: when a consumer detaches holding deliveries unsettled, qpidd
+// settles each of them (a disposition settled, without state) before it answers the
+// detach (Qpid Proton freeing the link); the messages go back to the queue.
+func brokerSettlesOnDetach(t T, h *Harness) {
+	h.needsKind(t, Broker)
+	addr := h.queue("settle-on-detach")
+	s := connectFrames(t, h)
+	sh, _ := s.senderLink(addr, wire.SenderSettleModeMixed)
+	s.linkFlow(sh, caseTimeLeft(t))
+	for _, body := range []string{"one", "two", "three"} {
+		s.transfer(sh, textMessage(body), true)
+	}
+	r := connectFrames(t, h)
+	rh, _ := r.receiverLink(addr)
+	r.flow(rh, 0, 3, false)
+	var held []uint32
+	for range 3 {
+		tr, _ := r.delivery()
+		held = append(held, *tr.DeliveryID)
+	}
+	r.settle(held[1], &wire.Accepted{})
+	if err := r.Write(0, &wire.Detach{Handle: rh, Closed: true}); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	var settled []uint32
+	for {
+		f, err := r.Next()
+		if err != nil {
+			t.Fatalf("waiting for the answer to the detach: %v", err)
+		}
+		if _, ok := f.Body.(*wire.Detach); ok {
+			break
+		}
+		switch b := f.Body.(type) {
+		case *wire.Flow:
+		case *wire.Disposition:
+			if b.Role != wire.RoleSender || !b.Settled || b.State != nil {
+				t.Errorf("before the detach came %s, want the broker settling without state", frameclient.Describe(f))
+			}
+			last := b.First
+			if b.Last != nil {
+				last = *b.Last
+			}
+			for id := b.First; ; id++ {
+				settled = append(settled, id)
+				if id == last {
+					break
+				}
+			}
+		default:
+			t.Fatalf("waiting for the answer to the detach, got %s", frameclient.Describe(f))
+		}
+	}
+	if want := []uint32{held[0], held[2]}; !slices.Equal(settled, want) {
+		t.Errorf("the broker settled deliveries %v before answering the detach, want %v (those left unsettled)", settled, want)
 	}
 }

@@ -105,6 +105,7 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 				"BrokerRefusesNullTerminus":            "it refuses as qdrouterd does",
 				"BrokerSASLMechanisms":                 "it offers ANONYMOUS only",
 				"BrokerSenderCreditToppedUp":           "its credit is a link capacity of 250",
+				"BrokerSettlesOnDetach":                "it stores nothing",
 				"BrokerSubscriptionNameInUse":          "it has no subscription queues",
 				"BrokerSubscriptionOutlivesConnection": "it stores nothing",
 				"BrokerTopicCopiesSettled":             "it gives a multicast sender no credit without a consumer",

@@ -34,7 +34,9 @@
 //     the client announced (the broker closes a client silent for twice as long; none
 //     to a client that announced none), offered-capabilities ANONYMOUS-RELAY and the
 //     properties product qpid-cpp, version, platform and host. Echo flows are left
-//     unanswered and flows carry no available, as Qpid Proton does.
+//     unanswered and flows carry no available, as Qpid Proton does; a consumer's
+//     deliveries left unsettled when it detaches are settled (no state) before the
+//     detach is answered.
 //   - Attach answers are the broker's own termini, not the client's: on the node's
 //     side the address, the capabilities asked for that the node has (queue,
 //     legacy-amqp-direct-binding for a queue; topic, shared for a topic;
@@ -119,11 +121,11 @@
 //
 // Not imitated (a client that looks can tell):
 //
-//   - qpidd answers several attaches of one read before their refusals, settles
-//     (settled=true, no state) a consumer's unsettled deliveries before it answers
-//     that consumer's detach, acknowledges deliveries read together in one disposition
-//     over their range and tops credit up once per read; the fake answers frame by
-//     frame. qpidd's delivery tags are four-byte indexes into a ring per link; the
+//   - qpidd writes what it answers to one read of the socket in Proton's order
+//     (attaches, then flows, transfers and dispositions, then detaches), acknowledges
+//     deliveries read together in one disposition over their range and tops credit up
+//     once per read; the fake answers frame by frame. Proton frees the handle of a link
+//     it detached at once, where the engine waits for the client's detach. qpidd's delivery tags are four-byte indexes into a ring per link; the
 //     fake's count up in eight bytes. qpidd writes one capability as a symbol, the
 //     fake as an array of one.
 //   - A protocol error (a detach or flow for a handle that is not attached, a frame
@@ -243,6 +245,7 @@ func (b *Broker) newServer() *engine.Server {
 		AnyPLAIN:               true, // when Users is nil
 		IgnoreEcho:             true,
 		OmitAvailable:          true,
+		SettleOnDetach:         true,
 		AllowExternal:          o.AllowExternal,
 		Logger:                 o.Logger.With("broker", o.ID),
 	}
