@@ -808,7 +808,11 @@ func writeValue(b *strings.Builder, v any, depth int) {
 			return
 		}
 		b.WriteString("described(")
-		writeValue(b, x.Descriptor, depth+1)
+		if code, ok := x.Descriptor.(uint64); ok {
+			fmt.Fprintf(b, "0x%016x", code) // the registries write descriptors in hex
+		} else {
+			writeValue(b, x.Descriptor, depth+1)
+		}
 		b.WriteString(" ")
 		writeValue(b, x.Value, depth+1)
 		b.WriteString(")")
