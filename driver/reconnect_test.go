@@ -302,7 +302,7 @@ func TestRefusedLinksAreRetriedAfterLinkRetryDelay(t *testing.T) {
 	// (Python's test_send_retry_fail: retry=2 gives up after 3 attempts).
 	var attaches attachCounter
 	r := fakerouter.RunT(t, &fakerouter.Options{
-		Trace:      attaches.trace,
+		Trace: attaches.trace,
 		LinkRoutes: []fakerouter.LinkRoute{
 			{Prefix: "openstack.org/om/notify/anycast/openstack/routed.", Direction: "in", Connection: "broker"},
 			{Prefix: "openstack.org/om/notify/anycast/openstack/routed.", Direction: "out", Connection: "broker"},
