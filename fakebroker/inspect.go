@@ -70,7 +70,13 @@ type NodeInfo struct {
 	// Consumers counts the receiving links (a topic's: its subscribers); Senders the
 	// sending links attached to the node.
 	Consumers, Senders int
-	Counts             Counts
+	// Dequeued counts the messages that left a queue for good (acknowledged, expired,
+	// dead-lettered, dropped or purged): Counts.Enqueued less Depth, as qpidd's
+	// msgTotalDequeues is. For a topic it is the sum over its current subscription
+	// queues. Messages recovered from a journal when the broker was created were not
+	// counted as enqueued and are not counted here.
+	Dequeued uint64
+	Counts   Counts
 }
 
 func (n *node) info() NodeInfo {
@@ -82,14 +88,24 @@ func (n *node) info() NodeInfo {
 	if n.topic != nil {
 		in.Topic = n.topic.name
 	}
+	in.Dequeued = dequeued(n)
 	if n.kind == Topic {
 		for _, sub := range n.subs {
 			in.Depth += sub.depth()
 			in.Acquired += sub.acquired
 			in.Consumers += len(sub.consumers)
+			in.Dequeued += dequeued(sub)
 		}
 	}
 	return in
+}
+
+// dequeued is what NodeInfo.Dequeued says of one queue.
+func dequeued(n *node) uint64 {
+	if d := uint64(n.depth()); n.counts.Enqueued > d {
+		return n.counts.Enqueued - d
+	}
+	return 0
 }
 
 // Nodes returns every node, sorted by name. Expired messages are dropped first.
@@ -296,6 +312,12 @@ func (b *Broker) Links() []LinkInfo {
 	b.mu.Unlock()
 	return fakeutil.Links(conns)
 }
+
+// ConnInfo describes one client connection.
+type ConnInfo = fakeutil.ConnInfo
+
+// Conns describes the client connections, sorted by id.
+func (b *Broker) Conns() []ConnInfo { return fakeutil.Conns(b.connList()) }
 
 // Stats returns the counts over all nodes since the broker was created (Restart
 // keeps them).

@@ -378,6 +378,12 @@ func (r *Router) Links() []LinkInfo { return fakeutil.Links(r.srv.Conns()) }
 // Connections returns the number of client connections.
 func (r *Router) Connections() int { return len(r.srv.Conns()) }
 
+// ConnInfo describes one client connection.
+type ConnInfo = fakeutil.ConnInfo
+
+// Conns describes the client connections, sorted by id.
+func (r *Router) Conns() []ConnInfo { return fakeutil.Conns(r.srv.Conns()) }
+
 // WaitForConsumers blocks until addr has at least n consumers across the router (or
 // the mesh), like qdrouterd's system tests wait_address, or ctx ends.
 func (r *Router) WaitForConsumers(ctx context.Context, addr string, n int) error {
