@@ -870,18 +870,31 @@ func TestDrainGivesWhatIsStored(t *testing.T) {
 	require.Equal(t, uint32(0), b.Consumers("unicast.drain")[0].Credit)
 }
 
-func TestMessageTooLargeForOneConsumer(t *testing.T) {
+// A consumer's max-message-size is not a limit on what it gets: qpidd 1.39.0 delivers
+// a larger message anyway, and so does the fake.
+func TestConsumerMaxMessageSizeIgnored(t *testing.T) {
 	b := fakebroker.RunT(t, nil)
-	ctx := testCtx(t)
 	c := connect(t, b.URL())
-	small, err := c.sess.NewReceiver(ctx, "unicast.big", &amqp.ReceiverOptions{Credit: 5, MaxMessageSize: 100})
+	big := strings.Repeat("x", 500)
+	send(t, c.sender("unicast.big"), msg(big))
+	// By hand: go-amqp refuses a message above its own max-message-size.
+	fc, err := frameclient.Dial(b.Addr())
 	require.NoError(t, err)
-	send(t, c.sender("unicast.big"), msg(strings.Repeat("x", 500)), msg("small"))
-	_, body := receive(t, small)
-	require.Equal(t, "small", body, "a message above the consumer's max-message-size is kept for others")
-	require.Equal(t, 2, b.Depth("unicast.big"))
-	_, body = receive(t, c.receiver("unicast.big", 1))
-	require.Len(t, body, 500)
+	defer fc.Close()
+	_, err = fc.Open(&wire.Open{ContainerID: "small", MaxFrameSize: 65536})
+	require.NoError(t, err)
+	_, err = fc.Begin(0, &wire.Begin{IncomingWindow: 100, OutgoingWindow: 100})
+	require.NoError(t, err)
+	answer, err := fc.Attach(0, &wire.Attach{Name: "r", Role: wire.RoleReceiver, Source: &wire.Source{Address: "unicast.big"},
+		Target: &wire.Target{}, MaxMessageSize: 100})
+	require.NoError(t, err)
+	require.Zero(t, answer.MaxMessageSize, "the broker announces no limit of its own")
+	h, dc, credit := uint32(0), uint32(0), uint32(1)
+	require.NoError(t, fc.Write(0, &wire.Flow{IncomingWindow: 100, OutgoingWindow: 100, Handle: &h, DeliveryCount: &dc, LinkCredit: &credit}))
+	_, f, err := frameclient.Expect[*wire.Transfer](fc)
+	require.NoError(t, err)
+	require.Greater(t, len(f.Payload), 500, "the 500-byte body came, above the consumer's max-message-size of 100")
+	require.Contains(t, string(f.Payload), big)
 }
 
 func TestTopicDepthLimit(t *testing.T) {

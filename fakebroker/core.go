@@ -303,11 +303,7 @@ func (b *Broker) sendLocked(co *consumer, m *message) bool {
 	}
 	d, err := co.link.Send(m.wireBytes(now), co.presettle, m)
 	if err != nil {
-		switch {
-		case errors.Is(err, engine.ErrMessageTooLarge):
-			m.avoid = append(m.avoid, co)
-		case errors.Is(err, engine.ErrNoCredit):
-		default:
+		if !errors.Is(err, engine.ErrNoCredit) {
 			co.gone = true
 		}
 		q.putBack(m)

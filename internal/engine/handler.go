@@ -62,6 +62,16 @@ type WritableHandler interface {
 	Writable(c *Conn)
 }
 
+// AbortHandler is a Handler that wants to know when the peer, as sender, aborted a
+// delivery (part 2.6.12): the engine drops what had arrived of it, and the delivery
+// counts against the link's credit as any other. Aborted is called on the
+// connection's reading goroutine, with no engine lock held, where Delivery would have
+// been.
+type AbortHandler interface {
+	Handler
+	Aborted(l *Link)
+}
+
 // NopHandler implements Handler with callbacks that accept every link and ignore
 // every event. Embed it to implement only the callbacks a policy needs.
 type NopHandler struct{}

@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 
 	"github.com/amqp1kit/amqp1kit/internal/wire"
@@ -17,23 +16,20 @@ var (
 	ErrLinkClosed = errors.New("amqp1kit engine: link closed")
 	// ErrWrongRole means the operation needs the other role.
 	ErrWrongRole = errors.New("amqp1kit engine: operation not valid for the link's role")
-	// ErrMessageTooLarge means the payload exceeds the peer's max-message-size.
-	ErrMessageTooLarge = errors.New("amqp1kit engine: message exceeds the peer's max-message-size")
 )
 
 // Link is one attached link. Its role is the server's: RoleSender means the server
 // sends messages to the client (the client attached a receiver).
 type Link struct {
-	s          *session
-	name       string
-	local      uint32
-	remote     uint32
-	role       wire.Role
-	source     *wire.Source
-	target     *wire.Target
-	sndSettle  wire.SenderSettleMode
-	rcvSettle  wire.ReceiverSettleMode
-	peerMaxMsg uint64
+	s         *session
+	name      string
+	local     uint32
+	remote    uint32
+	role      wire.Role
+	source    *wire.Source
+	target    *wire.Target
+	sndSettle wire.SenderSettleMode
+	rcvSettle wire.ReceiverSettleMode
 
 	deliveryCount uint32
 	credit        uint32
@@ -264,7 +260,9 @@ func (l *Link) flowCredit(f func(uint32) uint32, drain bool) error {
 // credit. A settled delivery is sent pre-settled and forgotten; otherwise the handler
 // hears the peer's outcome through Disposition. ctx is stored in the Delivery's
 // Context. Large messages are split into frames of the peer's max-frame-size, and
-// frames wait for the session's window.
+// frames wait for the session's window. The max-message-size the peer announced in
+// its attach is not checked: qdrouterd 1.19.0 and qpidd 1.39.0 (Qpid Proton) send a
+// larger message anyway.
 func (l *Link) Send(payload []byte, settled bool, ctx any) (*Delivery, error) {
 	c := l.s.c
 	c.mu.Lock()
@@ -277,9 +275,6 @@ func (l *Link) Send(payload []byte, settled bool, ctx any) (*Delivery, error) {
 	}
 	if l.credit == 0 {
 		return nil, ErrNoCredit
-	}
-	if l.peerMaxMsg > 0 && uint64(len(payload)) > l.peerMaxMsg {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(payload), l.peerMaxMsg)
 	}
 	if l.sndSettle == wire.SenderSettleModeSettled {
 		settled = true

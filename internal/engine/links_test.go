@@ -207,6 +207,69 @@ func TestAbortedTransferDiscarded(t *testing.T) {
 	}
 }
 
+// abortPolicy records the links on which an AbortHandler heard of an aborted delivery.
+type abortPolicy struct {
+	*queuePolicy
+	aborted chan string
+}
+
+func (p *abortPolicy) Aborted(l *Link) { p.aborted <- l.Address() }
+
+// An AbortHandler hears of each aborted delivery, once the abort arrives and instead
+// of Delivery; the delivery has used its credit (the link's delivery-count counts it).
+func TestAbortHandlerHearsAbort(t *testing.T) {
+	t.Parallel()
+	pol := &abortPolicy{queuePolicy: newQueuePolicy(), aborted: make(chan string, 4)}
+	_, url := startServer(t, pol, nil)
+	p := dialPeer(t, url)
+	p.open()
+	p.begin(0)
+	p.attach(0, senderAttach("s", 0, "ab"))
+	readFrame[*wire.Flow](p)
+	p.writeTransfer(0, &wire.Transfer{Handle: 0, DeliveryID: u32(0), DeliveryTag: []byte("0"), MessageFormat: u32(0), More: true}, []byte("half"))
+	select {
+	case addr := <-pol.aborted:
+		t.Fatalf("Aborted(%q) before the abort arrived", addr)
+	default:
+	}
+	p.writeTransfer(0, &wire.Transfer{Handle: 0, Aborted: true}, nil)
+	// The echo's answer comes after the abort has been handled.
+	p.echo(0)
+	select {
+	case addr := <-pol.aborted:
+		if addr != "ab" {
+			t.Fatalf("Aborted on link of %q, want ab", addr)
+		}
+	default:
+		t.Fatalf("no Aborted for the aborted delivery")
+	}
+	pol.mu.Lock()
+	n := len(pol.queues["ab"])
+	pol.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the queue holds %d messages: the aborted delivery reached Delivery", n)
+	}
+}
+
+// The engine sends a message larger than the max-message-size the peer announced in
+// its attach, as qdrouterd and qpidd (Qpid Proton) do.
+func TestPeerMaxMessageSizeNotEnforced(t *testing.T) {
+	t.Parallel()
+	pol := newQueuePolicy()
+	_, url := startServer(t, pol, nil)
+	pol.fill(t, "big", 1, 2000)
+	p := dialPeer(t, url)
+	p.open()
+	p.begin(0)
+	a := receiverAttach("r", 0, "big")
+	a.MaxMessageSize = 100
+	p.attach(0, a)
+	p.writeFrame(0, linkFlow(0, 0, 1))
+	if got := p.receive(1); len(got[0].Payload) <= 100 {
+		t.Fatalf("received %d bytes, want the whole message above the peer's 100", len(got[0].Payload))
+	}
+}
+
 func TestMultiFrameTransfers(t *testing.T) {
 	t.Parallel()
 	pol := newQueuePolicy()

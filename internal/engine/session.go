@@ -375,6 +375,9 @@ func (s *session) handleTransfer(t *wire.Transfer, payload []byte) error {
 	if t.Aborted {
 		l.partial = nil
 		c.mu.Unlock()
+		if ah, ok := c.h.(AbortHandler); ok {
+			ah.Aborted(l)
+		}
 		return nil
 	}
 	if t.More {
@@ -461,17 +464,16 @@ func (s *session) handleAttach(a *wire.Attach) error {
 	}
 	local := lowestFree(s.byLocal, &s.handleHint)
 	l := &Link{
-		s:          s,
-		name:       a.Name,
-		local:      local,
-		remote:     a.Handle,
-		role:       !a.Role,
-		source:     a.Source,
-		target:     a.Target,
-		sndSettle:  a.SndSettleMode,
-		rcvSettle:  a.RcvSettleMode,
-		peerMaxMsg: a.MaxMessageSize,
-		unsettled:  map[uint32]*Delivery{},
+		s:         s,
+		name:      a.Name,
+		local:     local,
+		remote:    a.Handle,
+		role:      !a.Role,
+		source:    a.Source,
+		target:    a.Target,
+		sndSettle: a.SndSettleMode,
+		rcvSettle: a.RcvSettleMode,
+		unsettled: map[uint32]*Delivery{},
 	}
 	if a.Role == wire.RoleSender && a.InitialDeliveryCount != nil {
 		l.deliveryCount = *a.InitialDeliveryCount
