@@ -251,6 +251,14 @@ func (c *core) attach(r *Router, l *engine.Link) error {
 	}
 	if l.Role() == wire.RoleSender { // the client receives
 		src := l.Source()
+		if src != nil && src.DefaultOutcome != nil {
+			// qdrouterd echoes a receiver's source, outcomes included, but leaves
+			// default-outcome out.
+			answer := *src
+			answer.DefaultOutcome = nil
+			l.SetSource(&answer)
+			src = &answer
+		}
 		if src != nil && src.Dynamic {
 			l.SetSourceAddress(fmt.Sprintf("amqp:/_topo/0/%s/temp.%s", r.opts.ID, randomSuffix()))
 		}
@@ -460,6 +468,21 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 	n.counts.Ingress++
 	c.totals.Ingress++
 	c.routeLocked(&transit{in: d, payload: d.Payload, node: n, from: p.r, sender: p, settled: d.Settled})
+}
+
+// aborted is called when a client aborted a delivery on link l: what had arrived of it
+// was dropped by the engine, and nothing of it was forwarded. The delivery counted
+// against the sender's credit, and qdrouterd gives that credit back at once (a flow
+// with the delivery-count advanced and the credit topped up to the link capacity).
+// A link-routed link's abort is not relayed.
+func (c *core) aborted(l *engine.Link) {
+	p, ok := l.Context.(*producer)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.topUpLocked(p)
 }
 
 // routeLocked sends t to its node's consumers by the node's distribution, holds it

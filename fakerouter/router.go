@@ -28,10 +28,15 @@
 //     whatever credit the consumer gave, and each delivery's credit back once the
 //     router has settled it (or, pre-settled, written it on); none before a consumer
 //     exists, multicast included; credit is never taken back. A message that finds no
-//     path is released (dropped if pre-settled) and its sender asked to drain.
+//     path is released (dropped if pre-settled) and its sender asked to drain. A
+//     delivery its sender aborts is dropped (nothing of it is forwarded) and its credit
+//     given back at once, in a flow.
 //   - Answers as Qpid Proton writes them: every attach answered snd-settle-mode mixed
 //     and rcv-settle-mode first whatever was asked, initial-delivery-count 0,
-//     max-message-size 0; echo flows unanswered; a drain with no credit unanswered.
+//     max-message-size 0; a receiver's source echoed, outcomes included, without its
+//     default-outcome; echo flows unanswered; a drain with no credit unanswered. The
+//     max-message-size a receiver announces is not checked: a larger message is
+//     delivered to it anyway.
 //   - Dynamic sources named amqp:/_topo/0/<router-id>/temp.<id>, dynamic targets
 //     amqp:/_$temp.<id>; anonymous relay (null target) routing by the to property;
 //     refusals with qdrouterd's conditions.
@@ -287,6 +292,9 @@ func (h handler) LinkDetached(l *engine.Link, err *wire.Error) { h.r.core.linkDe
 func (h handler) Delivery(l *engine.Link, d *engine.Delivery) { h.r.core.delivery(l, d) }
 
 func (h handler) Credit(l *engine.Link) { h.r.core.credit(l) }
+
+// Aborted hears that a sender aborted a delivery: nothing of it is forwarded.
+func (h handler) Aborted(l *engine.Link) { h.r.core.aborted(l) }
 
 func (h handler) Disposition(l *engine.Link, d *engine.Delivery, state wire.DeliveryState, settled bool) {
 	h.r.core.disposition(l, d, state, settled)
