@@ -19,6 +19,7 @@ DEB_PACKAGES=(
 	g++                           # to build it (gcc also serves cgo for -race)
 	rabbitmq-server               # a real AMQP 1.0 broker (scripts/rabbitmq.sh)
 	debootstrap                   # builds the images of RabbitMQ, qdrouterd and qpidd for containers/ (scripts/*-image.sh)
+	chromium                      # headless browser for the status page's test (statuspage, through chromedp)
 )
 STATICCHECK_VERSION=v0.8.2
 
