@@ -6,6 +6,7 @@
 //	amqp1kit serve                      # router on 127.0.0.1:5672, broker on 127.0.0.1:5673
 //	amqp1kit serve --no-broker --router-config qdrouterd.conf --trace
 //	amqp1kit serve --no-router --broker-config qpidd.conf --broker-dir /var/tmp/journal
+//	amqp1kit serve --http 127.0.0.1:8672        # and a live status page, its JSON and /metrics
 //
 //	amqp1kit call compute echo '{"value": 1}'          # prints the JSON result
 //	amqp1kit cast --fanout compute refresh
@@ -69,6 +70,7 @@ type serveCmd struct {
 	BrokerConfig   string `name:"broker-config" type:"existingfile" help:"A qpidd.conf whose port, queue-patterns and topic-patterns the broker follows (its port is used when --broker-addr is not given)."`
 	BrokerDir      string `name:"broker-dir" help:"A directory for the broker's journal: durable messages survive a restart."`
 	NoBroker       bool   `name:"no-broker" help:"Do not serve the broker."`
+	HTTP           string `name:"http" placeholder:"ADDR" help:"Serve a live status page of the fakes, their JSON and Prometheus /metrics on this loopback host:port (e.g. 127.0.0.1:8672); off by default."`
 	Trace          bool   `help:"Print every frame the fakes send and receive."`
 	Verbose        bool   `short:"v" help:"Log connection events."`
 }
@@ -77,6 +79,11 @@ func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	if s.NoRouter && s.NoBroker {
 		return fmt.Errorf("--no-router and --no-broker leave nothing to serve")
 	}
+	if s.HTTP != "" {
+		if err := loopbackAddr(s.HTTP); err != nil {
+			return err
+		}
+	}
 	level := slog.LevelWarn
 	if s.Verbose {
 		level = slog.LevelInfo
@@ -84,6 +91,8 @@ func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	out := kctx.Stdout
 	var closers []func() error
+	var router *fakerouter.Router
+	var broker *fakebroker.Broker
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			_ = closers[i]()
@@ -103,6 +112,7 @@ func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
 			return err
 		}
 		closers = append(closers, r.Close)
+		router = r
 		fmt.Fprintf(out, "fake router (qdrouterd-like, for RPC):          %s\n", r.URL())
 	}
 	if !s.NoBroker {
@@ -120,7 +130,16 @@ func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
 			return err
 		}
 		closers = append(closers, b.Close)
+		broker = b
 		fmt.Fprintf(out, "fake broker (qpidd-like, for notifications):    %s\n", b.URL())
+	}
+	if s.HTTP != "" {
+		url, stop, err := serveStatus(s.HTTP, router, broker, logger)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, stop)
+		fmt.Fprintf(out, "%-48s%s\n", "status page (JSON under api/, /metrics):", url)
 	}
 	fmt.Fprintln(out, "press Ctrl-C to stop")
 	<-ctx.Done()
