@@ -53,6 +53,7 @@ func TestPageInBrowser(t *testing.T) {
 		chromedp.ExecPath(exe),
 		chromedp.NoSandbox, // the tests run as root
 		chromedp.DisableGPU,
+		chromedp.Flag("no-proxy-server", true), // the page is on 127.0.0.1
 		chromedp.WindowSize(1400, 1800),
 	)...)
 	defer cancelAlloc()

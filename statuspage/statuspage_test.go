@@ -356,3 +356,52 @@ func TestReadOnlyAndRoutes(t *testing.T) {
 
 	require.Panics(t, func() { statuspage.New(statuspage.Options{}) })
 }
+
+func TestTopicFigures(t *testing.T) {
+	f := newFakes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const topic = "broadcast.status.test"
+	sess := session(t, ctx, f.broker.URL(), "topic-test")
+	var subs []*amqp.Receiver
+	for range 2 {
+		rcv, err := sess.NewReceiver(ctx, topic, &amqp.ReceiverOptions{Credit: -1})
+		require.NoError(t, err)
+		subs = append(subs, rcv)
+	}
+	snd, err := sess.NewSender(ctx, topic, nil)
+	require.NoError(t, err)
+	for range 2 {
+		require.NoError(t, snd.Send(ctx, amqp.NewMessage([]byte("t")), nil))
+	}
+	find := func(s statuspage.Snapshot) (top fakebroker.NodeInfo, subQueues int) {
+		for _, n := range s.Broker.Nodes {
+			switch {
+			case n.Name == topic:
+				top = n
+			case n.Topic == topic:
+				subQueues++
+			}
+		}
+		return top, subQueues
+	}
+	top, subQueues := find(f.status(t))
+	require.Equal(t, fakebroker.Topic, top.Kind)
+	require.Equal(t, 2, subQueues)
+	require.Equal(t, 2, top.Consumers)
+	require.Equal(t, 4, top.Depth, "two copies in each subscription queue")
+	require.Zero(t, top.Dequeued)
+
+	for _, rcv := range subs {
+		require.NoError(t, rcv.IssueCredit(2))
+		for range 2 {
+			m, err := rcv.Receive(ctx, nil)
+			require.NoError(t, err)
+			require.NoError(t, rcv.AcceptMessage(ctx, m))
+		}
+	}
+	eventually(t, "the topic's subscription queues emptied", func() bool {
+		top, _ := find(f.status(t))
+		return top.Depth == 0 && top.Dequeued == 4
+	})
+}
