@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/amqp1kit/amqp1kit/fakebroker"
@@ -38,7 +39,7 @@ func serveStatus(addr string, r *fakerouter.Router, b *fakebroker.Broker, logger
 		return "", nil, fmt.Errorf("--http: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           statuspage.New(statuspage.Options{Router: r, Broker: b}),
+		Handler:           loopbackHostOnly(statuspage.New(statuspage.Options{Router: r, Broker: b})),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -47,4 +48,22 @@ func serveStatus(addr string, r *fakerouter.Router, b *fakebroker.Broker, logger
 		}
 	}()
 	return "http://" + ln.Addr().String() + "/", srv.Close, nil
+}
+
+// loopbackHostOnly refuses requests whose Host names anything but a loopback address
+// or localhost: a web page elsewhere whose name was made to resolve to 127.0.0.1 (DNS
+// rebinding) cannot read the status page through a browser.
+func loopbackHostOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hp, _, err := net.SplitHostPort(host); err == nil {
+			host = hp
+		}
+		ip := net.ParseIP(strings.Trim(host, "[]"))
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			http.Error(w, "amqp1kit: the status page answers requests for a loopback host only", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -57,6 +57,20 @@ func TestServeStatusPage(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 
+	// A request for another host name (DNS rebinding) is refused.
+	req, err := http.NewRequest(http.MethodGet, page+"api/status", nil)
+	require.NoError(t, err)
+	req.Host = "attacker.example:8672"
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
+	req.Host = "localhost:8672"
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
 	cancel()
 	select {
 	case code := <-done:
