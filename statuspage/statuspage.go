@@ -18,8 +18,17 @@
 // fakes at scrape time. The rates the page shows are computed by the page from two
 // successive snapshots. The handler is read-only: it answers GET and HEAD only.
 //
+// The metrics are amqp1kit_router_* and amqp1kit_broker_*: gauges of connections,
+// sender and receiver links, and counters (_total) of the fakes' totals; per address
+// (labels address and distribution) the router's consumers, senders, waiting messages
+// and ingress, delivered and dropped counts; per node (labels node, kind and topic, the
+// topic a subscription queue is bound to) the broker's depth, acquired, consumers,
+// senders and received, enqueued, dequeued, delivered, redelivered, acked, expired and
+// dropped counts.
+//
 // amqp1kit serve --http 127.0.0.1:8672 serves it beside the fakes. A test serves it
-// with net/http/httptest to look at (or log) what an intermediary saw.
+// with net/http/httptest to look at what an intermediary saw while the test runs, or
+// logs Page.Snapshot (Snapshot.WriteText) when it fails.
 package statuspage
 
 import (
