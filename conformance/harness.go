@@ -170,7 +170,7 @@ func uniqueName(name string) string {
 }
 
 // needs skips t when h lacks c.
-func (h *Harness) needs(t T, c Capability) {
+func (h *Harness) needs(t testingT, c Capability) {
 	t.Helper()
 	if why, missing := h.Missing[c]; missing {
 		h.skipped = fmt.Sprintf("%s has no %s: %s", h.Name, c, why)
@@ -179,7 +179,7 @@ func (h *Harness) needs(t T, c Capability) {
 }
 
 // needsKind skips t unless h is of kind k.
-func (h *Harness) needsKind(t T, k Kind) {
+func (h *Harness) needsKind(t testingT, k Kind) {
 	t.Helper()
 	if h.Kind != k {
 		h.skipped = fmt.Sprintf("a %s case; %s is a %s", k, h.Name, h.Kind)
@@ -187,9 +187,9 @@ func (h *Harness) needsKind(t T, k Kind) {
 	}
 }
 
-// T is the part of *testing.T that cases use. The suite runs a case whose failure is
-// documented with its own T, which records the failures instead of reporting them.
-type T interface {
+// testingT is the part of *testing.T that cases use. The suite runs a case whose failure is
+// documented with its own testingT, which records the failures instead of reporting them.
+type testingT interface {
 	Helper()
 	Errorf(format string, args ...any)
 	Fatalf(format string, args ...any)
@@ -203,11 +203,31 @@ type T interface {
 // NewHarness makes the Harness for one case; it may register clean-up on t.
 type NewHarness func(t *testing.T) Harness
 
+// Outcome is how a case went.
+type Outcome string
+
+// The outcomes of a case.
+const (
+	// Pass: the intermediary behaved as the case requires.
+	Pass Outcome = "pass"
+	// Fail: it did not, or a documented difference no longer holds.
+	Fail Outcome = "fail"
+	// Differs: the case failed as the harness's Differences document.
+	Differs Outcome = "differs"
+	// NotApplicable: the case is not for this intermediary: it is a case of the
+	// other Kind, or it needs a Harness setting the harness leaves unset (such as
+	// LinkRoutePrefix).
+	NotApplicable Outcome = "n/a"
+	// Skip: the case could not run: the harness could not be made (an intermediary
+	// not installed, say) and skipped its test.
+	Skip Outcome = "skip"
+)
+
 // Result is how one case went against one intermediary.
 type Result struct {
 	Case    string
-	Outcome string // "pass", "skip", "differs" (a documented difference held) or "fail"
-	Detail  string // the skip reason, the documented difference, or the failure
+	Outcome Outcome
+	Detail  string // why it was skipped or not applicable, the documented difference, or the failure
 }
 
 // Run runs every case against the intermediaries newHarness makes, each as a
@@ -228,9 +248,9 @@ func Run(t *testing.T, newHarness NewHarness) []Result {
 			made := false
 			defer func() {
 				if !made { // the harness could not be made: it skipped or failed t
-					outcome := "fail"
+					outcome := Fail
 					if t.Skipped() {
-						outcome = "skip"
+						outcome = Skip
 					}
 					record(Result{Case: c, Outcome: outcome, Detail: "no intermediary: see the case's log"})
 				}
@@ -248,11 +268,11 @@ func Run(t *testing.T, newHarness NewHarness) []Result {
 				defer func() {
 					switch {
 					case t.Skipped():
-						record(Result{Case: c, Outcome: "skip", Detail: h.skipped})
+						record(Result{Case: c, Outcome: NotApplicable, Detail: h.skipped})
 					case t.Failed():
-						record(Result{Case: c, Outcome: "fail"})
+						record(Result{Case: c, Outcome: Fail})
 					default:
-						record(Result{Case: c, Outcome: "pass"})
+						record(Result{Case: c, Outcome: Pass})
 					}
 				}()
 				ctx, cancel := context.WithTimeout(t.Context(), h.timeout())
@@ -263,13 +283,13 @@ func Run(t *testing.T, newHarness NewHarness) []Result {
 			failures, skipped := runExpectingFailure(t, &h, cases[c])
 			switch {
 			case skipped != "":
-				record(Result{Case: c, Outcome: "skip", Detail: skipped})
+				record(Result{Case: c, Outcome: NotApplicable, Detail: skipped})
 				t.Skip(skipped)
 			case len(failures) == 0:
-				record(Result{Case: c, Outcome: "fail", Detail: "the documented difference no longer holds: " + why})
+				record(Result{Case: c, Outcome: Fail, Detail: "the documented difference no longer holds: " + why})
 				t.Errorf("%s passed, but a difference is documented for it: %q; remove the difference from the harness", c, why)
 			default:
-				record(Result{Case: c, Outcome: "differs", Detail: why})
+				record(Result{Case: c, Outcome: Differs, Detail: why})
 				t.Logf("differs, as documented (%s); the case failed with: %s", why, strings.Join(failures, "; "))
 			}
 		})
@@ -333,7 +353,7 @@ func (r *recorder) Context() context.Context { return r.ctx }
 
 // runExpectingFailure runs c with a recorder and returns its failures, or why it
 // skipped.
-func runExpectingFailure(t *testing.T, h *Harness, c func(T, *Harness)) (failures []string, skipped string) {
+func runExpectingFailure(t *testing.T, h *Harness, c func(testingT, *Harness)) (failures []string, skipped string) {
 	ctx, cancel := context.WithTimeout(t.Context(), h.timeout())
 	defer cancel()
 	r := &recorder{parent: t, ctx: ctx}
@@ -361,4 +381,37 @@ func Report(results []Result) string {
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
 	return b.String()
+}
+
+// Unexpected returns the results that are neither a pass, nor a documented
+// difference, nor a case that does not apply: failures, and cases skipped because
+// their harness could not be made.
+func Unexpected(results []Result) []Result {
+	var out []Result
+	for _, r := range results {
+		switch r.Outcome {
+		case Pass, Differs, NotApplicable:
+		default:
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Tally counts results by outcome, in the order outcomes first appear: "35 pass,
+// 3 n/a".
+func Tally(results []Result) string {
+	counts := map[Outcome]int{}
+	var order []Outcome
+	for _, r := range results {
+		if counts[r.Outcome] == 0 {
+			order = append(order, r.Outcome)
+		}
+		counts[r.Outcome]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, o := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[o], o))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -93,11 +93,11 @@ func (h *harness) amqp1kitBinary(ctx context.Context) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "amqp1kit")
-	h.logf("building amqp1kit from %s (go build ./cmd/amqp1kit)", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/amqp1kit")
-	cmd.Dir = root
+	h.logf("building amqp1kit from %s (go build ./amqp1kit in cmd/)", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./amqp1kit")
+	cmd.Dir = filepath.Join(root, "cmd") // a module of its own
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/amqp1kit in %s: %v\n%s(a tree that does not build: pass --amqp1kit PATH, built from a worktree of HEAD)",
+		return "", fmt.Errorf("go build ./amqp1kit in %s/cmd: %v\n%s(a tree that does not build: pass --amqp1kit PATH, built from a worktree of HEAD)",
 			root, err, out)
 	}
 	h.builtAmqp1kit = bin

@@ -34,6 +34,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/amqp1kit/amqp1kit/containers/internal/module"
+	"github.com/amqp1kit/amqp1kit/internal/guideconf"
 )
 
 // LocalImage is the real qdrouterd 1.19.0 that scripts/real-peers-image.sh builds
@@ -60,66 +61,13 @@ const ConfigPath = "/etc/qpid-dispatch/qdrouterd.conf"
 // AMQPPort is the container port of the AMQP listener.
 const AMQPPort = module.AMQPPort
 
-// DefaultConfig is the deployment guide's qdrouterd.conf: one listener for clients,
-// and the addresses of both oslo addressing syntaxes.
-const DefaultConfig = `router {
-    mode: standalone
-    id: amqp1kit-qdrouterd
-}
-
-listener {
-    host: 0.0.0.0
-    port: 5672
-    role: normal
-    authenticatePeer: no
-    saslMechanisms: ANONYMOUS
-}
-
-address {
-    prefix: unicast
-    distribution: closest
-}
-
-address {
-    prefix: exclusive
-    distribution: closest
-}
-
-address {
-    prefix: broadcast
-    distribution: multicast
-}
-
-address {
-    prefix: openstack.org/om/rpc/multicast
-    distribution: multicast
-}
-
-address {
-    prefix: openstack.org/om/rpc/unicast
-    distribution: closest
-}
-
-address {
-    prefix: openstack.org/om/rpc/anycast
-    distribution: balanced
-}
-
-address {
-    prefix: openstack.org/om/notify/multicast
-    distribution: multicast
-}
-
-address {
-    prefix: openstack.org/om/notify/unicast
-    distribution: closest
-}
-
-address {
-    prefix: openstack.org/om/notify/anycast
-    distribution: balanced
-}
-`
+// DefaultConfig is the deployment guide's qdrouterd.conf: router id
+// amqp1kit-qdrouterd (standalone), one listener for clients on 0.0.0.0:5672
+// (authenticatePeer no, saslMechanisms ANONYMOUS), and the address distributions of
+// both oslo addressing syntaxes (unicast, exclusive: closest; broadcast: multicast;
+// openstack.org/om/{rpc,notify}/{multicast,unicast,anycast}: multicast, closest,
+// balanced).
+const DefaultConfig = guideconf.Qdrouterd
 
 // Container is a running qdrouterd.
 type Container struct {

@@ -30,6 +30,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/amqp1kit/amqp1kit/containers/internal/module"
+	"github.com/amqp1kit/amqp1kit/internal/guideconf"
 )
 
 // LocalImage is the real qpidd 1.39.0 that scripts/real-peers-image.sh builds locally
@@ -52,14 +53,15 @@ const ConfigPath = "/etc/qpid/qpidd.conf"
 const AMQPPort = module.AMQPPort
 
 // DefaultConfig is the deployment guide's qpidd.conf (no authentication, the three
-// patterns), with the port and interface a container needs.
-const DefaultConfig = `port=5672
-interface=0.0.0.0
-auth=no
-queue-patterns=exclusive
-queue-patterns=unicast
-topic-patterns=broadcast
-`
+// patterns), with the port and interface a container needs:
+//
+//	port=5672
+//	interface=0.0.0.0
+//	auth=no
+//	queue-patterns=exclusive
+//	queue-patterns=unicast
+//	topic-patterns=broadcast
+const DefaultConfig = guideconf.Qpidd
 
 // Container is a running qpidd.
 type Container struct {

@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/testcontainers/testcontainers-go"
 
+	"github.com/amqp1kit/amqp1kit/containers/internal/fakeimage"
 	"github.com/amqp1kit/amqp1kit/containers/internal/moduletest"
 	"github.com/amqp1kit/amqp1kit/containers/qpidd"
-	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
 )
 
 func TestMain(m *testing.M) {

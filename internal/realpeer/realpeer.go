@@ -43,8 +43,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/containers/qdrouterd"
-	"github.com/amqp1kit/amqp1kit/containers/qpidd"
+	"github.com/amqp1kit/amqp1kit/internal/guideconf"
 	"github.com/amqp1kit/amqp1kit/internal/peers"
 	"github.com/amqp1kit/amqp1kit/internal/pyoslo"
 )
@@ -92,7 +91,7 @@ const (
 // DefaultQdrouterdConfig is the configuration StartQdrouterd and Start(Qdrouterd, ...) write
 // when Options.Config is empty: the deployment guide's, as containers/qdrouterd writes it
 // for a container, with its listener on 127.0.0.1.
-var DefaultQdrouterdConfig = mustReplace(qdrouterd.DefaultConfig,
+var DefaultQdrouterdConfig = mustReplace(guideconf.Qdrouterd,
 	"host: 0.0.0.0", "host: 127.0.0.1",
 	"port: 5672", "port: "+PortPlaceholder)
 
@@ -101,7 +100,7 @@ var DefaultQdrouterdConfig = mustReplace(qdrouterd.DefaultConfig,
 // exclusive and unicast prefixes, topics for broadcast), as containers/qpidd writes it
 // for a container, on 127.0.0.1, with nothing stored on disk (no data directory) and the
 // pid file in the peer's directory.
-var DefaultQpiddConfig = mustReplace(qpidd.DefaultConfig,
+var DefaultQpiddConfig = mustReplace(guideconf.Qpidd,
 	"port=5672\n", "port="+PortPlaceholder+"\n",
 	"interface=0.0.0.0\n", "interface=127.0.0.1\n") +
 	"no-data-dir=yes\npid-dir=" + DirPlaceholder + "\n"

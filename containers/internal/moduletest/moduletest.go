@@ -16,7 +16,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 
-	"github.com/amqp1kit/amqp1kit/internal/fakeimage"
+	"github.com/amqp1kit/amqp1kit/containers/internal/fakeimage"
 )
 
 // AMQPContainer is a module's container: it says where its AMQP port is mapped.
