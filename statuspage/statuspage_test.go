@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -403,5 +404,25 @@ func TestTopicFigures(t *testing.T) {
 	eventually(t, "the topic's subscription queues emptied", func() bool {
 		top, _ := find(f.status(t))
 		return top.Depth == 0 && top.Dequeued == 4
+	})
+}
+
+// A client that connected to the router and sent nothing yet shows with its address
+// only (its open is not read before it arrived: -race watches). The broker lists
+// connections once they are open.
+func TestConnectionInHandshake(t *testing.T) {
+	f := newFakes(t)
+	nc, err := net.Dial("tcp", f.router.Addr())
+	require.NoError(t, err)
+	defer nc.Close()
+	eventually(t, "the connection in /api/router", func() bool {
+		c := f.status(t).Router.Connections
+		if len(c) != 1 {
+			return false
+		}
+		require.Equal(t, nc.LocalAddr().String(), c[0].Remote)
+		require.Empty(t, c[0].Container)
+		require.Zero(t, c[0].Links)
+		return true
 	})
 }
