@@ -198,16 +198,19 @@ func (b *Broker) attachConsumerLocked(l *engine.Link) error {
 		return preconditionFailed("No source specified!")
 	}
 	var n *node
+	var limits wire.Fields
 	if src.Dynamic {
 		n = b.dynamicLocked(l, src.DynamicNodeProperties)
 	} else {
+		fresh := b.absentLocked(src.Address)
 		var err error
 		if n, err = b.resolveLocked(src.Address, src.Capabilities); err != nil {
 			return err
 		}
+		limits = b.onDemandLimitsLocked(n, fresh, src.Capabilities, src.DynamicNodeProperties)
 	}
 	answer := &wire.Source{Address: n.name, ExpiryPolicy: wire.TerminusExpiryPolicySessionEnd,
-		Capabilities: answerCaps(src.Capabilities, n.kind), DynamicNodeProperties: nodeProperties(src.DynamicNodeProperties, n)}
+		Capabilities: answerCaps(src.Capabilities, n.kind), DynamicNodeProperties: withLimits(nodeProperties(src.DynamicNodeProperties, n), limits)}
 	co := &consumer{link: l, unacked: map[*message]struct{}{}}
 	if n.kind == Topic {
 		sub, err := b.subscribeLocked(l, n, src)
@@ -260,6 +263,7 @@ func (b *Broker) subscribeLocked(l *engine.Link, t *node, src *wire.Source) (*no
 	}
 	sub := b.newNodeLocked(name, Queue)
 	sub.temporary, sub.topic, sub.exclusive = true, t, !shared
+	b.setLimitsLocked(sub, name, t.name)
 	t.subs = append(t.subs, sub)
 	durable := src.Durable != wire.TerminusDurabilityNone
 	autoDelete := !durable && l.SenderSettleMode() != wire.SenderSettleModeUnsettled
@@ -282,6 +286,7 @@ func (b *Broker) attachSenderLocked(l *engine.Link) error {
 		return preconditionFailed("No target specified!")
 	}
 	s := &sender{link: l}
+	var limits wire.Fields
 	answer := &wire.Target{ExpiryPolicy: wire.TerminusExpiryPolicySessionEnd}
 	switch {
 	case tgt.Dynamic:
@@ -289,16 +294,18 @@ func (b *Broker) attachSenderLocked(l *engine.Link) error {
 	case tgt.Address == "":
 		// Anonymous relay: each message goes where its to property says.
 	default:
+		fresh := b.absentLocked(tgt.Address)
 		n, err := b.resolveLocked(tgt.Address, tgt.Capabilities)
 		if err != nil {
 			return err
 		}
 		s.node = n
 		answer.Capabilities = answerCaps(tgt.Capabilities, n.kind)
+		limits = b.onDemandLimitsLocked(n, fresh, tgt.Capabilities, tgt.DynamicNodeProperties)
 	}
 	if n := s.node; n != nil {
 		answer.Address = n.name
-		answer.DynamicNodeProperties = nodeProperties(tgt.DynamicNodeProperties, n)
+		answer.DynamicNodeProperties = withLimits(nodeProperties(tgt.DynamicNodeProperties, n), limits)
 		n.deleteAt = 0
 		n.senders = append(n.senders, s)
 		b.notifyLocked()

@@ -78,6 +78,23 @@
 //     Dropped).
 //   - Senders are granted 500 credit (Options.LinkCredit), topped back up after every
 //     message, the flow before the disposition.
+//   - Queue limits: every queue holds at most 104857600 bytes of messages (qpidd's
+//     default-queue-limit; Options.QueueLimit, or the default-queue-limit of
+//     ConfigFile), counted as the sender sent them, a message delivered and not yet
+//     settled included; Options.MaxDepth adds a count limit (qpid.max_count) and
+//     Options.QueueLimits other limits by pattern. A create-on-demand attach that
+//     creates a queue takes qpid.max_count, qpid.max_size and the qpid.flow_* limits
+//     from the terminus's dynamic-node-properties and echoes them. A message that
+//     would take a queue beyond a limit is not stored nor answered: its sender's link
+//     (anonymous relay links too) is detached with amqp:precondition-failed
+//     "resource-limit-exceeded: Maximum depth exceeded on QUEUE: current=[count: N,
+//     size: S], max=[size: M]", and what follows on that link is dropped; credit is
+//     never cut before. A topic's copy goes to every subscription queue with room, and
+//     a full one detaches the sender all the same. Producer flow control: once a
+//     message takes a queue above 80% of a limit (default-flow-stop-threshold), the
+//     accepted outcomes of it and of the messages stored after it are withheld until
+//     the queue is back under 70% (default-flow-resume-threshold), or each until its
+//     message leaves the queue.
 //   - Anonymous relay (a sender link whose target has no address): each message goes
 //     to the existing node its to names; one whose to names no node (the relay makes
 //     none by pattern), or without a to, is dropped, and every message is accepted.
@@ -106,13 +123,6 @@
 //
 //   - Merged message-annotations keep symbol keys; qpidd writes them back with string
 //     keys, which part 3.2.3 forbids and clients (go-amqp) refuse to decode.
-//   - Bounded queues: Options.MaxDepth counts messages; a full queue's senders get no
-//     credit, and a message that arrives anyway is released (dropped when
-//     pre-settled). qpidd's default queue limit is 100 MiB of messages: from 80% of it
-//     the broker withholds the sender's disposition until the queue is back under
-//     70%, and at the limit it detaches the sending link with
-//     amqp:precondition-failed "resource-limit-exceeded: Maximum depth exceeded on
-//     <queue>: ...". MaxDepth is 0 (no limit) by default.
 //   - Journal (Options.Dir): durable messages survive Restart, on queues made by
 //     pattern too (qpidd's are not durable, so with a store it keeps nothing there);
 //     non-durable ones are lost, as in a qpidd restart. Without a journal every
@@ -131,6 +141,11 @@
 //   - A protocol error (a detach or flow for a handle that is not attached, a frame
 //     beyond channel-max) makes qpidd drop the connection; the engine ends the
 //     session or closes the connection with an error first.
+//   - qpidd's resource-limit-exceeded description ends with the source location of
+//     the check (" (/path/to/qpid-cpp-1.39.0/src/qpid/broker/Queue.cpp:1658)"); the
+//     fake's does not. Node properties other than the limits are not echoed. Queue
+//     policies other than reject (ring, ring-strict, self-destruct) are not
+//     implemented, and a queue's limits cannot be changed once it exists.
 //   - Not implemented: transactions, filters and selectors (the default binding is
 //     answered, every message goes to every subscription), browsing
 //     (distribution-mode copy is answered move, and the receiver consumes),
@@ -157,6 +172,7 @@ import (
 type Broker struct {
 	opts   Options
 	policy policies
+	limits []queueLimitRule
 
 	lmu     sync.Mutex // lifecycle
 	srv     *engine.Server
@@ -190,9 +206,14 @@ func New(opts *Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	lr, err := compileQueueLimits(o.QueueLimits)
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{
 		opts:    o,
 		policy:  ps,
+		limits:  lr,
 		nodes:   map[string]*node{},
 		conns:   map[*engine.Conn]struct{}{},
 		changed: make(chan struct{}),

@@ -557,50 +557,6 @@ func TestAbsoluteExpiryOptIn(t *testing.T) {
 	require.Equal(t, uint64(1), b.Stats().Expired)
 }
 
-func TestDepthLimit(t *testing.T) {
-	b := fakebroker.RunT(t, &fakebroker.Options{MaxDepth: 3})
-	ctx := testCtx(t)
-	addr := "unicast.small"
-	c := connect(t, b.URL())
-	early := c.sender(addr) // granted credit while the queue is empty
-	snd := c.sender(addr)
-	send(t, snd, msg("1"), msg("2"), msg("3"))
-	require.Equal(t, 3, b.Depth(addr))
-
-	// Full: the sender gets no more credit…
-	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	err := snd.Send(sctx, msg("4"), nil)
-	cancel()
-	requireNoCredit(t, err)
-	// …and a message that arrives anyway (credit granted before the queue filled, or
-	// an anonymous link) is released, qpidd's answer to resource-limit-exceeded.
-	for _, s := range []*amqp.Sender{early, c.sender("")} {
-		to := addr
-		m := msg("over")
-		m.Properties = &amqp.MessageProperties{To: &to}
-		receipt, err := s.SendWithReceipt(ctx, m, nil)
-		if err != nil {
-			requireNoCredit(t, err) // early's credit was taken back first
-			continue
-		}
-		state, err := receipt.Wait(ctx)
-		require.NoError(t, err)
-		require.IsType(t, &amqp.StateReleased{}, state)
-	}
-	require.GreaterOrEqual(t, b.Stats().Refused, uint64(1))
-	require.Equal(t, 3, b.Depth(addr))
-
-	// Room again: credit comes back and the waiting send goes through.
-	done := make(chan error, 1)
-	go func() { done <- snd.Send(ctx, msg("4"), nil) }()
-	rcv := c.receiver(addr, 1)
-	m, body := receive(t, rcv)
-	require.Equal(t, "1", body)
-	accept(t, rcv, m)
-	require.NoError(t, <-done)
-	require.Equal(t, 3, b.Depth(addr))
-}
-
 func TestDynamicNodes(t *testing.T) {
 	b := fakebroker.RunT(t, nil)
 	ctx := testCtx(t)
@@ -895,30 +851,4 @@ func TestConsumerMaxMessageSizeIgnored(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, len(f.Payload), 500, "the 500-byte body came, above the consumer's max-message-size of 100")
 	require.Contains(t, string(f.Payload), big)
-}
-
-func TestTopicDepthLimit(t *testing.T) {
-	b := fakebroker.RunT(t, &fakebroker.Options{MaxDepth: 1})
-	ctx := testCtx(t)
-	c := connect(t, b.URL())
-	// A subscriber that grants no credit: its subscription queue fills up.
-	slow, err := c.sess.NewReceiver(ctx, "broadcast.busy", &amqp.ReceiverOptions{Credit: -1})
-	require.NoError(t, err)
-	fast := c.receiver("broadcast.busy", 10)
-	waitConsumers(t, b, "broadcast.busy", 2)
-	send(t, c.sender("broadcast.busy"), msg("1"))
-	_, body := receive(t, fast)
-	require.Equal(t, "1", body)
-	// The full subscription queue refuses the next message for every subscriber.
-	to := "broadcast.busy"
-	receipt, err := c.sender("").SendWithReceipt(ctx, &amqp.Message{Properties: &amqp.MessageProperties{To: &to}, Data: [][]byte{[]byte("2")}}, nil)
-	require.NoError(t, err)
-	state, err := receipt.Wait(ctx)
-	require.NoError(t, err)
-	require.IsType(t, &amqp.StateReleased{}, state)
-	requireNothing(t, fast)
-	require.NoError(t, slow.IssueCredit(1))
-	m, body := receive(t, slow)
-	require.Equal(t, "1", body)
-	accept(t, slow, m)
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // Config is what the fake broker takes from a qpidd.conf file: the keys port,
-// queue-patterns and topic-patterns. Other keys (auth, data-dir, interface, ...) are
+// queue-patterns, topic-patterns, default-queue-limit, default-flow-stop-threshold and
+// default-flow-resume-threshold. Other keys (auth, data-dir, interface, ...) are
 // listed in Ignored so a caller can see what had no effect.
 type Config struct {
 	// Port is the port key's value, "" when the file has none.
@@ -21,6 +22,13 @@ type Config struct {
 	// topic-patterns line, in file order.
 	QueuePatterns []string
 	TopicPatterns []string
+	// QueueLimit is the default-queue-limit key's value in bytes (0: no limit), nil
+	// when the file has none.
+	QueueLimit *uint64
+	// FlowStopThreshold and FlowResumeThreshold are the values of
+	// default-flow-stop-threshold and default-flow-resume-threshold, percent of a
+	// queue's limits (0: no producer flow control); nil when absent.
+	FlowStopThreshold, FlowResumeThreshold *int
 	// Options holds every key with its values in file order, the ones above
 	// included. A key under a [section] header is named "section.key".
 	Options map[string][]string
@@ -87,6 +95,23 @@ func ParseConfig(r io.Reader) (*Config, error) {
 				return nil, fmt.Errorf("line %d: port %q is not a number from 0 to 65535", lineNo, value)
 			}
 			cfg.Port = value
+		case "default-queue-limit":
+			v, err := strconv.ParseUint(value, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: default-queue-limit %q is not a number of bytes", lineNo, value)
+			}
+			cfg.QueueLimit = &v
+		case "default-flow-stop-threshold", "default-flow-resume-threshold":
+			v, err := strconv.ParseUint(value, 10, 8)
+			if err != nil || v > 100 {
+				return nil, fmt.Errorf("line %d: %s %q is not a percentage from 0 to 100", lineNo, key, value)
+			}
+			pct := int(v)
+			if key == "default-flow-stop-threshold" {
+				cfg.FlowStopThreshold = &pct
+			} else {
+				cfg.FlowResumeThreshold = &pct
+			}
 		case "queue-patterns", "topic-patterns":
 			if value == "" {
 				return nil, fmt.Errorf("line %d: %s without a pattern", lineNo, key)

@@ -2,7 +2,6 @@ package fakebroker
 
 import (
 	"errors"
-	"math"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
@@ -12,8 +11,6 @@ import (
 // SetCredit, Credit, Settle, SetSourceAddress) only take a connection's lock, and the
 // engine never calls back while holding one. Link.Close does call LinkDetached
 // synchronously, so links are closed only after mu is released.
-
-var errFull = errors.New("queue full")
 
 // notifyLocked wakes the WaitFor… helpers, if any waits.
 func (b *Broker) notifyLocked() {
@@ -25,40 +22,25 @@ func (b *Broker) notifyLocked() {
 
 func (b *Broker) newNodeLocked(name string, kind Kind) *node {
 	n := &node{name: name, kind: kind}
+	if kind == Queue {
+		b.setLimitsLocked(n, name)
+	}
 	b.nodes[name] = n
 	b.notifyLocked()
 	return n
 }
 
-// roomLocked is how many more messages n can take before MaxDepth.
-func (b *Broker) roomLocked(n *node) int {
-	if b.opts.MaxDepth == 0 {
-		return math.MaxInt
-	}
-	if n.kind == Queue {
-		return max(0, b.opts.MaxDepth-n.depth())
-	}
-	room := math.MaxInt
-	for _, sub := range n.subs {
-		room = min(room, max(0, b.opts.MaxDepth-sub.depth()))
-	}
-	return room
-}
-
-// senderCreditLocked is the credit a sender link should hold.
-func (b *Broker) senderCreditLocked(s *sender) uint32 {
+// senderCreditLocked is the credit a sender link should hold: a full queue takes none
+// away (qpidd detaches the sender of a message it has no room for instead).
+func (b *Broker) senderCreditLocked(*sender) uint32 {
 	if b.creditStopped {
 		return 0
 	}
-	if s.node == nil {
-		return b.opts.LinkCredit
-	}
-	return uint32(min(int64(b.opts.LinkCredit), int64(b.roomLocked(s.node))))
+	return b.opts.LinkCredit
 }
 
-// refreshSenderLocked makes a sender's credit follow the room of its node: topped
-// back up after every delivery (qpidd tops its 500 up after each batch it reads), cut
-// when the node fills up.
+// refreshSenderLocked tops a sender's credit back up after every delivery (qpidd tops
+// its 500 up after each batch it reads).
 func (b *Broker) refreshSenderLocked(s *sender) {
 	if s.node != nil && s.node.deleted {
 		return
@@ -71,19 +53,6 @@ func (b *Broker) refreshSenderLocked(s *sender) {
 func (b *Broker) refreshSendersLocked(n *node) {
 	for _, s := range n.senders {
 		b.refreshSenderLocked(s)
-	}
-}
-
-// depthChangedLocked gives senders back the credit a queue's shrinking makes room
-// for.
-func (b *Broker) depthChangedLocked(q *node) {
-	if b.opts.MaxDepth == 0 {
-		return
-	}
-	if q.topic != nil {
-		b.refreshSendersLocked(q.topic)
-	} else {
-		b.refreshSendersLocked(q)
 	}
 }
 
@@ -142,18 +111,32 @@ func (b *Broker) deliverLocked(s *sender, d *engine.Delivery, h *wire.Header, pr
 	if h != nil && h.TTL > 0 {
 		m.ttlAt = b.opts.Now().UnixNano() + int64(h.TTL)*1e6
 	}
-	err := b.storeLocked(n, m)
-	b.refreshSenderLocked(s) // the flow before the disposition, as qpidd sends them
+	var in *ingress
+	if !d.Settled {
+		in = &ingress{d: d}
+		m.ingress = in
+	}
+	full, err := b.storeLocked(n, m)
+	if full == nil {
+		b.refreshSenderLocked(s) // the flow before the disposition, as qpidd sends them
+	}
 	switch {
-	case err == nil:
-		if !d.Settled {
-			d.Settle(&wire.Accepted{})
+	case full != nil:
+		// qpidd: the message is not stored (nor answered), no credit is topped up,
+		// and the link is detached.
+		if in != nil {
+			in.refused = true
 		}
-	case errors.Is(err, errFull):
-		b.refuseLocked(n, d, &wire.Released{})
-	default:
+		if n != full {
+			n.counts.Refused++ // a topic; its subscription queue counted it too
+		}
+		b.totals.Refused++
+		return full.limitError()
+	case err != nil:
 		b.opts.Logger.Error("fakebroker: storing a message failed; released", "node", n.name, "err", err)
 		b.refuseLocked(n, d, &wire.Released{})
+	case in != nil && in.pending == 0:
+		d.Settle(&wire.Accepted{})
 	}
 	return nil
 }
@@ -191,8 +174,10 @@ func (b *Broker) expiry(h *wire.Header, p *wire.Properties) int64 {
 }
 
 // storeLocked stores m in a queue, or a copy of it in each subscription queue of a
-// topic, journals it if durable, and hands it to a consumer that has credit.
-func (b *Broker) storeLocked(n *node, m *message) error {
+// topic, journals it if durable, and hands it to a consumer that has credit. A queue
+// that has no room for it within its limits gets no copy (the others of a topic do,
+// as qpidd's exchanges route): the first such queue is returned.
+func (b *Broker) storeLocked(n *node, m *message) (full *node, err error) {
 	targets := []*node{n}
 	if n.kind == Topic {
 		targets = n.subs
@@ -200,40 +185,47 @@ func (b *Broker) storeLocked(n *node, m *message) error {
 			// No subscriber: the message is gone, as in qpidd.
 			n.counts.Dropped++
 			b.totals.Dropped++
-			return nil
+			return nil, nil
 		}
 	}
-	if b.opts.MaxDepth > 0 {
-		for _, t := range targets {
-			if t.depth() >= b.opts.MaxDepth {
-				b.expireLocked(t)
-				if t.depth() >= b.opts.MaxDepth {
-					return errFull
+	stored := 0
+	for _, t := range targets {
+		if t.full(m.size) {
+			b.expireLocked(t)
+			if t.full(m.size) {
+				if full == nil {
+					full = t
 				}
+				t.counts.Refused++
+				continue
 			}
 		}
-	}
-	for i, t := range targets {
 		cp := m
-		if i > 0 {
+		if stored > 0 {
 			cp = m.copyFor()
+			cp.ingress = m.ingress
 		}
+		stored++
 		b.seq++
 		cp.seq = b.seq
 		if cp.durable && b.journal != nil && !t.temporary {
 			jm := journalMsg{seq: cp.seq, node: t.name, expires: cp.expires, count: cp.count, payload: cp.payload}
 			if err := b.journal.enqueue(jm); err != nil {
-				return err
+				return full, err
 			}
 			cp.journaled = true
 		}
 		t.push(cp)
+		t.enqueued(cp)
+		if !cp.held {
+			cp.ingress = nil
+		}
 		t.counts.Enqueued++
 		b.totals.Enqueued++
 		b.pumpLocked(t)
 	}
 	b.notifyLocked()
-	return nil
+	return full, nil
 }
 
 // pumpLocked sends available messages of q to its consumers that have credit, in
@@ -376,7 +368,6 @@ func (b *Broker) expireLocked(q *node) {
 	clear(q.avail[len(kept):])
 	q.avail = kept
 	b.maybeRetireLocked(q)
-	b.depthChangedLocked(q)
 	b.maybeCompactLocked()
 	b.notifyLocked()
 }
@@ -454,7 +445,6 @@ func (b *Broker) disposition(l *engine.Link, d *engine.Delivery, state wire.Deli
 		b.dequeueLocked(q, m)
 	}
 	b.pumpLocked(q)
-	b.depthChangedLocked(q)
 	b.maybeCompactLocked()
 	b.notifyLocked()
 }
@@ -477,7 +467,7 @@ func (b *Broker) deadLetterLocked(q *node, m *message) {
 		return
 	}
 	dm := m.copyFor()
-	if err := b.storeLocked(dlq, dm); err != nil {
+	if full, err := b.storeLocked(dlq, dm); full != nil || err != nil {
 		dlq.counts.Dropped++
 		b.totals.Dropped++
 		return

@@ -20,9 +20,11 @@ type Counts struct {
 	// Enqueued counts messages stored in queues; a topic's copies count on its
 	// subscription queues and in the broker's total.
 	Enqueued uint64
-	// Refused counts unsettled messages not stored: released to their sender
-	// because a queue was full (or the journal could not write), or rejected because
-	// they could not be routed or read. Pre-settled ones count as Dropped instead.
+	// Refused counts messages not stored because a queue had no room within its
+	// limits (their sender was detached; for a topic, on the full subscription queue
+	// and the topic), and unsettled messages not stored because the journal could not
+	// write (released) or because they could not be read (rejected); pre-settled ones
+	// of the last two count as Dropped instead.
 	Refused uint64
 	// Delivered counts messages sent to consumers, redeliveries included.
 	Delivered uint64
@@ -38,7 +40,7 @@ type Counts struct {
 	// Expired counts messages dropped because their ttl passed.
 	Expired uint64
 	// Dropped counts messages discarded without being acknowledged: sent to a topic
-	// without subscribers, pre-settled to a full queue or to no node, left in a
+	// without subscribers, pre-settled to no node, left in a
 	// temporary node when it was deleted, non-durable when a broker with a journal
 	// restarted.
 	Dropped uint64
@@ -67,6 +69,17 @@ type NodeInfo struct {
 	Depth int
 	// Acquired counts messages delivered to consumers and not settled yet.
 	Acquired int
+	// Bytes is what the messages of Depth count against the queue's size limit: their
+	// bytes as their senders sent them (qpidd's queue depth in bytes).
+	Bytes int64
+	// MaxBytes and MaxCount are a queue's limits (0: none); see Options.QueueLimit.
+	MaxBytes int64
+	MaxCount int
+	// FlowStopped is true while a queue withholds its senders' outcomes (producer
+	// flow control, see Options.FlowStopThreshold); Withheld counts the messages
+	// whose outcome it withholds.
+	FlowStopped bool
+	Withheld    int
 	// Consumers counts the receiving links (a topic's: its subscribers); Senders the
 	// sending links attached to the node.
 	Consumers, Senders int
@@ -83,7 +96,8 @@ func (n *node) info() NodeInfo {
 	in := NodeInfo{
 		Name: n.name, Kind: n.kind, Pattern: n.pattern, Temporary: n.temporary, Retired: n.retired, Dynamic: n.dynamic,
 		Depth: n.depth(), Acquired: n.acquired, Consumers: len(n.consumers), Senders: len(n.senders),
-		Counts: n.counts,
+		Counts: n.counts, Bytes: n.bytes, MaxBytes: n.limits.maxSize, MaxCount: n.limits.maxCount,
+		FlowStopped: n.flowStopped, Withheld: n.heldCount,
 	}
 	if n.topic != nil {
 		in.Topic = n.topic.name
@@ -92,6 +106,7 @@ func (n *node) info() NodeInfo {
 	if n.kind == Topic {
 		for _, sub := range n.subs {
 			in.Depth += sub.depth()
+			in.Bytes += sub.bytes
 			in.Acquired += sub.acquired
 			in.Consumers += len(sub.consumers)
 			in.Dequeued += dequeued(sub)
@@ -522,7 +537,6 @@ func (b *Broker) Purge(name string) int {
 		b.dequeueLocked(n, m)
 	}
 	n.avail, n.head = nil, 0
-	b.depthChangedLocked(n)
 	b.maybeCompactLocked()
 	b.notifyLocked()
 	return k

@@ -36,14 +36,32 @@ type Options struct {
 	// say.
 	Queues, Topics []string
 
-	// MaxDepth bounds the messages one queue holds, those delivered to a consumer
-	// but not yet settled included. A full queue's senders get no more credit, and a
-	// message that arrives for it anyway is not stored: released back to its sender
-	// when unsettled (as qpidd answers resource-limit-exceeded, so the oslo.messaging
-	// driver sends it again later), dropped when pre-settled. A message for a topic
-	// is refused the same way when any subscription queue is full. Zero means no
-	// limit. Default: 0.
+	// QueueLimit bounds the bytes every queue holds, as qpidd's default-queue-limit:
+	// a message counts by its bytes as its sender sent them, from when it is stored
+	// until it leaves for good (delivered and not yet settled, it still counts). A
+	// message that would take a queue beyond its limit is not stored and its sender's
+	// link is detached with amqp:precondition-failed "resource-limit-exceeded:
+	// Maximum depth exceeded on ..."; a topic's subscription queues are bounded alike
+	// (see the package doc). Default (zero): the default-queue-limit of ConfigFile,
+	// else DefaultQueueLimit (100 MiB, qpidd's). Negative: no limit.
+	QueueLimit int64
+	// MaxDepth bounds the messages every queue holds, as qpidd's qpid.max_count set
+	// on each queue, alongside QueueLimit. Zero means no count limit (qpidd has none
+	// by default). Default: 0.
 	MaxDepth int
+	// QueueLimits set other limits for the queues whose names match their patterns
+	// (the first that matches wins), as qpid.max_size and qpid.max_count set on those
+	// queues. A queue created on demand (the create-on-demand capability) also takes
+	// these properties from its terminus, as qpidd does.
+	QueueLimits []QueueLimit
+	// FlowStopThreshold and FlowResumeThreshold are qpidd's producer flow control, in
+	// percent of a queue's limits (default-flow-stop-threshold and
+	// default-flow-resume-threshold): once a message takes a queue above the stop
+	// threshold, the outcomes of the messages stored from then on are withheld from
+	// their senders until the queue is back below the resume threshold. Default
+	// (zero): those of ConfigFile, else 80 and 70, qpidd's. Negative: 0, no flow
+	// control.
+	FlowStopThreshold, FlowResumeThreshold int
 	// DeadLetterQueue, if set, names the queue where messages that consumers reject
 	// go (created when first needed, whatever the patterns say); otherwise rejected
 	// messages are dropped, as by a qpidd queue without an alternate exchange.
@@ -141,6 +159,18 @@ func (o *Options) resolve() (Options, error) {
 		if v.TopicPatterns == nil {
 			v.TopicPatterns = append([]string{}, cfg.TopicPatterns...)
 		}
+		if v.QueueLimit == 0 && cfg.QueueLimit != nil {
+			v.QueueLimit = -1 // 0 in qpidd.conf: no limit
+			if *cfg.QueueLimit > 0 {
+				v.QueueLimit = int64(min(*cfg.QueueLimit, 1<<62))
+			}
+		}
+		if v.FlowStopThreshold == 0 && cfg.FlowStopThreshold != nil {
+			v.FlowStopThreshold = offIfZero(*cfg.FlowStopThreshold)
+		}
+		if v.FlowResumeThreshold == 0 && cfg.FlowResumeThreshold != nil {
+			v.FlowResumeThreshold = offIfZero(*cfg.FlowResumeThreshold)
+		}
 	}
 	if v.Addr == "" {
 		v.Addr = "127.0.0.1:0"
@@ -159,6 +189,12 @@ func (o *Options) resolve() (Options, error) {
 	}
 	if v.MaxDepth < 0 {
 		return v, fmt.Errorf("fakebroker: MaxDepth %d is negative", v.MaxDepth)
+	}
+	if v.QueueLimit == 0 {
+		v.QueueLimit = DefaultQueueLimit
+	}
+	if err := resolveThresholds(&v); err != nil {
+		return v, err
 	}
 	if v.LinkCredit == 0 {
 		v.LinkCredit = 500
@@ -190,4 +226,35 @@ func newUUID() string {
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// resolveThresholds fills in the flow-control thresholds (negative becomes 0, off) and
+// checks them as qpidd does its defaults.
+func resolveThresholds(v *Options) error {
+	if v.FlowStopThreshold == 0 {
+		v.FlowStopThreshold = DefaultFlowStopThreshold
+	}
+	if v.FlowResumeThreshold == 0 {
+		v.FlowResumeThreshold = DefaultFlowResumeThreshold
+	}
+	v.FlowStopThreshold, v.FlowResumeThreshold = max(v.FlowStopThreshold, 0), max(v.FlowResumeThreshold, 0)
+	if v.FlowStopThreshold == 0 {
+		v.FlowResumeThreshold = 0 // no flow control at all
+	}
+	if v.FlowStopThreshold > 100 || v.FlowResumeThreshold > 100 {
+		return fmt.Errorf("fakebroker: flow thresholds must be between 0 and 100 percent: stop %d, resume %d", v.FlowStopThreshold, v.FlowResumeThreshold)
+	}
+	if v.FlowResumeThreshold > v.FlowStopThreshold {
+		return fmt.Errorf("fakebroker: the flow stop threshold (%d%%) must be at least the resume threshold (%d%%)", v.FlowStopThreshold, v.FlowResumeThreshold)
+	}
+	return nil
+}
+
+// offIfZero maps a qpidd.conf threshold to the Options field: 0 there means off, -1
+// here.
+func offIfZero(pct int) int {
+	if pct == 0 {
+		return -1
+	}
+	return pct
 }

@@ -26,13 +26,16 @@ type message struct {
 	delivered  bool   // sent to a consumer before
 	holder     *consumer
 	avoid      []*consumer // consumers that said undeliverable-here
+	size       int64       // what the message counts against its queue's limit: its bytes as sent
+	ingress    *ingress    // its sender's delivery, while a queue withholds the outcome
+	held       bool        // this copy holds back ingress (producer flow control)
 }
 
 // newMessage makes a message of payload, which begins with header h when h is not
 // nil. The sender's delivery-count and first-acquirer are not kept: a stored message
 // starts as a first delivery (qpidd).
 func newMessage(payload []byte, h *wire.Header) *message {
-	m := &message{payload: payload, priority: 4}
+	m := &message{payload: payload, priority: 4, size: int64(len(payload))}
 	if h != nil {
 		m.persistent = h.Durable
 		if h.Priority != nil {
@@ -50,7 +53,7 @@ func newMessage(payload []byte, h *wire.Header) *message {
 // dead-letter queue): the same bytes and header, a delivery of its own.
 func (m *message) copyFor() *message {
 	return &message{payload: m.payload, bare: m.bare, durable: m.durable, persistent: m.persistent,
-		priority: m.priority, ttlAt: m.ttlAt, expires: m.expires, count: m.count}
+		priority: m.priority, ttlAt: m.ttlAt, expires: m.expires, count: m.count, size: m.size}
 }
 
 // wireBytes returns the message as a consumer gets it at now (Unix nanoseconds): the
@@ -162,6 +165,13 @@ type node struct {
 	senders   []*sender
 	subs      []*node // a topic's subscription queues
 	counts    Counts
+
+	limits      queueLimits // a queue's limits (limits.go)
+	msgs        int         // messages stored and not yet gone for good: depth, kept as qpidd counts it
+	bytes       int64       // their size
+	flowStopped bool        // producer flow control: new messages' outcomes are withheld
+	held        []*message  // messages whose outcome this queue withholds (some may be released)
+	heldCount   int         // those of held still withheld
 }
 
 // consumer is a link the broker sends on (the client's receiver).
@@ -187,6 +197,8 @@ func (n *node) depth() int { return n.available() + n.acquired }
 
 // push appends a new message (its seq is the highest so far).
 func (n *node) push(m *message) {
+	n.msgs++
+	n.bytes += m.size
 	n.avail = append(n.avail, m)
 	if m.expires != 0 {
 		n.expiring++
@@ -236,9 +248,12 @@ func (n *node) removeAt(i int) *message {
 
 // forget accounts for a message that leaves the queue for good.
 func (n *node) forget(m *message) {
+	n.msgs--
+	n.bytes -= m.size
 	if m.expires != 0 {
 		n.expiring--
 	}
+	n.dequeued(m)
 }
 
 // messages returns the queue's messages, available and acquired, in sequence
