@@ -6,6 +6,7 @@ require (
 	github.com/Azure/go-amqp v1.7.0
 	github.com/alecthomas/kong v1.17.0
 	github.com/amqp1kit/amqp1kit v0.0.0-00010101000000-000000000000
+	github.com/amqp1kit/amqp1kit/statuspage v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.12.1
 )
 
@@ -24,3 +25,5 @@ require (
 )
 
 replace github.com/amqp1kit/amqp1kit => ../
+
+replace github.com/amqp1kit/amqp1kit/statuspage => ../statuspage

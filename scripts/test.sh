@@ -143,15 +143,15 @@ else
 	echo "ok (${#go_files[@]} files)"
 fi
 
-# The root module and the modules nested in it (go.work lists them all): containers
-# and cmd are modules of their own, so that importing the driver or a fake does not
-# bring testcontainers-go or the CLI's dependencies.
-PACKAGES=(./... ./cmd/... ./containers/...)
+# The root module and the modules nested in it (go.work lists them all): containers,
+# cmd and statuspage are modules of their own, so that importing the driver or a fake
+# does not bring testcontainers-go, the CLI's dependencies, Prometheus or chromedp.
+PACKAGES=(./... ./cmd/... ./containers/... ./statuspage/...)
 [[ -f go.work ]] || fail "no go.work: the nested modules would not be found"
 export GOWORK="$REPO_ROOT/go.work"
 
 banner "go mod tidy (each module)"
-for dir in . cmd containers; do
+for dir in . cmd containers statuspage; do
 	(cd "$dir" && GOWORK=off go mod tidy -diff) || fail "go mod tidy: $dir/go.mod or go.sum is not tidy (run: cd $dir && GOWORK=off go mod tidy)"
 done
 echo ok
