@@ -5,7 +5,6 @@ import (
 
 	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
-	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 )
 
 // A metric read from a value of type T.
@@ -44,7 +43,7 @@ func describe[T any](ch chan<- *prometheus.Desc, ms []metric[T]) {
 // connections and links, as both fakes have them.
 type peers struct {
 	conns int
-	links []fakeutil.LinkInfo
+	links []fakerouter.LinkInfo // the same type as fakebroker.LinkInfo
 }
 
 func peerMetrics(fake string) []metric[peers] {
