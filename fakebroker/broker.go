@@ -154,15 +154,14 @@
 package fakebroker
 
 import (
-	"errors"
 	"fmt"
-	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
-	"net"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
@@ -174,15 +173,9 @@ type Broker struct {
 	policy policies
 	limits []queueLimitRule
 
-	lmu     sync.Mutex // lifecycle
-	srv     *engine.Server
-	ln      net.Listener
-	addr    string
-	started bool
-	closed  bool
-	served  chan struct{}
-	stop    chan struct{}
-	swept   chan struct{}
+	ls    *fakeutil.Server // the listener and its lifecycle
+	stop  chan struct{}    // closed to stop sweep (set by Start)
+	swept chan struct{}    // closed when sweep has returned
 
 	mu            sync.Mutex // broker state
 	nodes         map[string]*node
@@ -230,6 +223,7 @@ func New(opts *Options) (*Broker, error) {
 	if dl := o.DeadLetterQueue; dl != "" && b.nodes[dl] != nil && b.nodes[dl].kind != Queue {
 		return nil, fmt.Errorf("fakebroker: DeadLetterQueue %q is a topic", dl)
 	}
+	b.ls = fakeutil.NewServer("fakebroker", b.newServer())
 	return b, nil
 }
 
@@ -295,46 +289,24 @@ func RunT(t Tester, opts *Options) *Broker {
 // Start replays the journal (with Options.Dir), listens on the configured address
 // and serves in the background. The address is bound when Start returns.
 func (b *Broker) Start() error {
-	b.lmu.Lock()
-	defer b.lmu.Unlock()
-	if b.closed {
-		return errors.New("fakebroker: broker closed")
-	}
-	if b.started {
-		return errors.New("fakebroker: already started")
-	}
-	if b.opts.Dir != "" {
-		if err := b.loadJournal(); err != nil {
-			return err
+	err := b.ls.Start(b.opts.Addr, func() error {
+		if b.opts.Dir == "" {
+			return nil
 		}
-	}
-	if err := b.listenLocked(b.opts.Addr); err != nil {
-		if b.journal != nil {
+		return b.loadJournal()
+	})
+	if err != nil {
+		b.mu.Lock()
+		if b.journal != nil && !b.ls.Started() {
 			b.journal.close()
 			b.journal = nil
 		}
+		b.mu.Unlock()
 		return err
 	}
-	b.started = true
 	b.stop, b.swept = make(chan struct{}), make(chan struct{})
 	go b.sweep(b.stop, b.swept)
-	b.opts.Logger.Info("fake broker listening", "id", b.opts.ID, "addr", b.addr)
-	return nil
-}
-
-func (b *Broker) listenLocked(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("fakebroker: %w", err)
-	}
-	b.ln = ln
-	b.addr = ln.Addr().String()
-	b.srv = b.newServer()
-	b.served = make(chan struct{})
-	go func(srv *engine.Server, served chan struct{}) {
-		defer close(served)
-		_ = srv.Serve(ln)
-	}(b.srv, b.served)
+	b.opts.Logger.Info("fake broker listening", "id", b.opts.ID, "addr", b.ls.Addr())
 	return nil
 }
 
@@ -402,49 +374,36 @@ func (b *Broker) sweep(stop, done chan struct{}) {
 // closed actively. Messages held unsettled by consumers are put back first, so the
 // journal keeps every durable message not yet acknowledged.
 func (b *Broker) Close() error {
-	b.lmu.Lock()
-	defer b.lmu.Unlock()
-	if b.closed {
-		return nil
-	}
-	b.closed = true
-	if !b.started {
-		return nil
-	}
-	err := b.srv.Close()
-	<-b.served
-	close(b.stop)
-	<-b.swept
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.journal != nil {
-		if cerr := b.journal.close(); err == nil {
-			err = cerr
+	return b.ls.Close(func() error {
+		close(b.stop)
+		<-b.swept
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.journal == nil {
+			return nil
 		}
+		err := b.journal.close()
 		b.journal = nil
-	}
-	return err
+		return err
+	})
 }
 
-// Restart closes every client connection and listens again on the same address,
-// as a broker restart seen from the clients. With a journal (Options.Dir) the
-// broker's messages are then those of the journal: durable messages stay, the
-// others are lost (counted as Dropped), as when qpidd restarts. Without a journal
-// every message is kept. Nodes and counts are kept either way; temporary nodes go
-// with their links.
+// Restart is what a client sees when the real broker restarts: the listener goes and
+// every client connection is cut (no close frame, as when the process dies; what
+// consumers held unsettled goes back to its queue); once they are gone the broker
+// listens on the same address again. With a journal (Options.Dir) the broker's
+// messages are then those of the journal: durable messages stay, the others are lost
+// (counted as Dropped), as when qpidd restarts. Without a journal every message is
+// kept. Nodes and counts are kept either way; temporary nodes go with their links.
+// It returns an error when the broker is not running, the journal cannot be read
+// again or the address cannot be had again.
 func (b *Broker) Restart() error {
-	b.lmu.Lock()
-	defer b.lmu.Unlock()
-	if b.closed {
-		return errors.New("fakebroker: broker closed")
-	}
-	if !b.started {
-		return errors.New("fakebroker: not started")
-	}
-	_ = b.srv.Close()
-	<-b.served
-	if b.journal != nil {
+	return b.ls.Restart(func() error {
 		b.mu.Lock()
+		if b.journal == nil {
+			b.mu.Unlock()
+			return nil
+		}
 		for _, n := range b.nodes {
 			for _, m := range n.avail[n.head:] {
 				n.forget(m)
@@ -461,27 +420,12 @@ func (b *Broker) Restart() error {
 		if err != nil {
 			b.opts.Logger.Warn("fakebroker: closing the journal for a restart", "err", err)
 		}
-		if err := b.loadJournal(); err != nil {
-			return err
-		}
-	}
-	var err error
-	for range 50 {
-		if err = b.listenLocked(b.addr); err == nil {
-			b.opts.Logger.Info("fake broker restarted", "id", b.opts.ID, "addr", b.addr)
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return err
+		return b.loadJournal()
+	})
 }
 
 // Addr returns the host:port the broker listens on ("" before Start).
-func (b *Broker) Addr() string {
-	b.lmu.Lock()
-	defer b.lmu.Unlock()
-	return b.addr
-}
+func (b *Broker) Addr() string { return b.ls.Addr() }
 
 // URL returns amqp://host:port for clients.
 func (b *Broker) URL() string { return "amqp://" + b.Addr() }

@@ -211,7 +211,7 @@ func (r *Router) WaitForConnector(ctx context.Context, name string) error {
 		if open {
 			return nil
 		}
-		if !found && r.isStarted() {
+		if !found && r.ls.Started() {
 			return fmt.Errorf("fakerouter: no connector named %q", name)
 		}
 		select {
@@ -220,12 +220,6 @@ func (r *Router) WaitForConnector(ctx context.Context, name string) error {
 			return fmt.Errorf("fakerouter: waiting for connector %q: %w", name, ctx.Err())
 		}
 	}
-}
-
-func (r *Router) isStarted() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ln != nil
 }
 
 // connector keeps one Connector's connection open.

@@ -88,13 +88,10 @@ package fakerouter
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
-	"net"
 	"sort"
-	"sync"
-	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
@@ -105,12 +102,7 @@ type Router struct {
 	opts Options
 	core *core
 	srv  *engine.Server
-
-	mu     sync.Mutex
-	ln     net.Listener
-	addr   string
-	closed bool
-	served chan struct{}
+	ls   *fakeutil.Server // the listener and its lifecycle
 }
 
 // New returns a router that is not listening yet: call Start. It reports bad options
@@ -160,6 +152,7 @@ func newRouter(o Options, c *core) *Router {
 		eo.Trace = func(ev engine.TraceEvent) { o.Trace(newFrame(ev)) }
 	}
 	r.srv = engine.NewServer(handler{r}, eo)
+	r.ls = fakeutil.NewServer("fakerouter", r.srv)
 	return r
 }
 
@@ -182,26 +175,10 @@ func RunT(t Tester, opts *Options) *Router {
 // Start listens on the configured address and serves in the background. The address
 // is bound when Start returns.
 func (r *Router) Start() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return errors.New("fakerouter: router closed")
+	if err := r.ls.Start(r.opts.Addr, nil); err != nil {
+		return err
 	}
-	if r.ln != nil {
-		return errors.New("fakerouter: already started")
-	}
-	ln, err := net.Listen("tcp", r.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("fakerouter: %w", err)
-	}
-	r.ln = ln
-	r.addr = ln.Addr().String()
-	r.served = make(chan struct{})
-	go func(served chan struct{}) {
-		defer close(served)
-		_ = r.srv.Serve(ln)
-	}(r.served)
-	r.opts.Logger.Info("fake router listening", "id", r.opts.ID, "addr", r.addr)
+	r.opts.Logger.Info("fake router listening", "id", r.opts.ID, "addr", r.ls.Addr())
 	r.core.startConnectors(r) // connector.go
 	return nil
 }
@@ -209,65 +186,21 @@ func (r *Router) Start() error {
 // Close closes every client connection (close with amqp:connection:forced) and stops
 // listening. It does not wait for clients: connections are closed actively.
 func (r *Router) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil
+	if r.ls.Running() {
+		r.core.stopConnectors(r) // connector.go: first, so no attach waits on a route container
 	}
-	r.closed = true
-	served := r.served
-	r.mu.Unlock()
-	r.core.stopConnectors(r) // connector.go: first, so no attach waits on a route container
-	err := r.srv.Close()
-	if served != nil {
-		<-served
-	}
-	return err
+	return r.ls.Close(nil)
 }
 
-// Restart cuts every client connection and the listener, then listens again on the
-// same address, keeping the address table and counts: what a client sees when the
-// real router restarts.
-func (r *Router) Restart() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed || r.ln == nil {
-		return errors.New("fakerouter: restart of a router that is not running")
-	}
-	r.ln.Close()
-	<-r.served
-	conns := r.srv.Conns()
-	for _, c := range conns {
-		c.Drop()
-	}
-	// Return once the old connections are gone, so Connections and Links count only
-	// what comes after the restart.
-	deadline := time.After(5 * time.Second)
-	for _, c := range conns {
-		select {
-		case <-c.Done():
-		case <-deadline:
-		}
-	}
-	ln, err := net.Listen("tcp", r.addr)
-	if err != nil {
-		return fmt.Errorf("fakerouter: restart: %w", err)
-	}
-	r.ln = ln
-	r.served = make(chan struct{})
-	go func(served chan struct{}) {
-		defer close(served)
-		_ = r.srv.Serve(ln)
-	}(r.served)
-	return nil
-}
+// Restart is what a client sees when the real router restarts: the listener goes and
+// every client connection is cut (no close frame, as when the process dies); once
+// they are gone the router listens on the same address again. The address table and
+// counts are kept. It returns an error when the router is not running or the address
+// cannot be had again.
+func (r *Router) Restart() error { return r.ls.Restart(nil) }
 
 // Addr returns the host:port the router listens on ("" before Start).
-func (r *Router) Addr() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.addr
-}
+func (r *Router) Addr() string { return r.ls.Addr() }
 
 // URL returns amqp://host:port for clients.
 func (r *Router) URL() string { return "amqp://" + r.Addr() }

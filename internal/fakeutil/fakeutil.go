@@ -1,5 +1,7 @@
-// Package fakeutil holds the lifecycle helpers both fakes share: the Tester a test
-// helper needs, starting a fake after building it, and binding it to a test.
+// Package fakeutil holds what both fakes share besides the engine: their listener and
+// its lifecycle (Server: Start, Close and one Restart), the Tester a test helper
+// needs, starting a fake after building it and binding it to a test (Run, RunT), and
+// the inspection of connections and links (Conns, Links).
 package fakeutil
 
 // Tester is the part of *testing.T that the fakes' RunT use, so it works with
