@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/fakebroker"
-	"github.com/amqp1kit/amqp1kit/internal/rawclient"
+	"github.com/amqp1kit/amqp1kit/internal/frameclient"
 )
 
 // TestThousandsOfLinks: one broker holds two thousand connections and twenty
@@ -19,7 +19,7 @@ import (
 func TestThousandsOfLinks(t *testing.T) {
 	const conns, perConn = 2000, 10
 	b := fakebroker.RunT(t, &fakebroker.Options{IdleTimeout: -1})
-	raw, err := rawclient.ManyReceivers(b.Addr(), conns, perConn, func(i, j int) string {
+	raw, err := frameclient.ManyReceivers(b.Addr(), conns, perConn, func(i, j int) string {
 		return fmt.Sprintf("unicast.scale.%d.%d", i, j)
 	})
 	require.NoError(t, err)

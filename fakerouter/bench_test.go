@@ -14,7 +14,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/fakerouter"
 	"github.com/amqp1kit/amqp1kit/internal/engine"
 	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
-	"github.com/amqp1kit/amqp1kit/internal/rawclient"
+	"github.com/amqp1kit/amqp1kit/internal/frameclient"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
@@ -201,7 +201,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		b.StartTimer()
 		conns := make([]net.Conn, 0, n)
 		for range n {
-			c, err := rawclient.Open(r.Addr())
+			c, err := frameclient.OpenIdle(r.Addr())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -12,14 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/fakerouter"
-	"github.com/amqp1kit/amqp1kit/internal/rawclient"
+	"github.com/amqp1kit/amqp1kit/internal/frameclient"
 )
 
 // attachMany attaches conns connections with perConn receiving links each, every
 // link on an address of its own, and returns the connections.
 func attachMany(tb testing.TB, r *fakerouter.Router, conns, perConn int) []net.Conn {
 	tb.Helper()
-	raw, err := rawclient.ManyReceivers(r.Addr(), conns, perConn, func(i, j int) string {
+	raw, err := frameclient.ManyReceivers(r.Addr(), conns, perConn, func(i, j int) string {
 		return fmt.Sprintf("unicast.scale.%d.%d", i, j)
 	})
 	if err != nil {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,21 +17,24 @@ import (
 
 	amqp "github.com/Azure/go-amqp"
 
+	"github.com/amqp1kit/amqp1kit/internal/frameclient"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
-// testPeer is a frame-level AMQP 1.0 client for the engine's tests, in the manner of
-// x/net/http2's testConnFramer: it writes protocol headers and frames built with
+// testPeer is the engine tests' frame-level AMQP 1.0 client, in the manner of
+// x/net/http2's testConnFramer: the project's frame client (internal/frameclient)
+// with the test's t, so that a step that fails fails the test and a test reads like
+// a transcript of the connection. It writes protocol headers and frames built with
 // internal/wire (or any bytes at all, legal or not) and reads the server's frames
-// back, so that a test reads like a transcript of the connection.
+// back.
 //
 // Every read is bounded by wait, so a server that says nothing fails the test
 // instead of hanging it. Empty frames (keep-alives) are skipped unless keepEmpty is
 // set.
 type testPeer struct {
 	t         testing.TB
+	fc        *frameclient.Conn
 	nc        net.Conn
-	r         *bufio.Reader
 	wait      time.Duration
 	keepEmpty bool
 	// chans maps the peer's channel to the server's channel of each session.
@@ -40,31 +42,15 @@ type testPeer struct {
 }
 
 // frame is one frame read from the server.
-type frame struct {
-	Type    byte
-	Channel uint16
-	// Body is a wire.Performative for an AMQP frame, a wire.SASLFrame for a SASL
-	// frame, and nil for an empty frame.
-	Body    any
-	Payload []byte
-	Size    uint32 // the whole frame's size, header included
-}
-
-func (f frame) String() string {
-	if f.Body == nil {
-		return fmt.Sprintf("empty frame (channel %d)", f.Channel)
-	}
-	s := fmt.Sprintf("%T on channel %d %+v", f.Body, f.Channel, f.Body)
-	if len(f.Payload) > 0 {
-		s += fmt.Sprintf(" with %d payload bytes", len(f.Payload))
-	}
-	return s
-}
+type frame = frameclient.Frame
 
 func newTestPeer(t testing.TB, nc net.Conn) *testPeer {
 	t.Helper()
 	t.Cleanup(func() { nc.Close() })
-	return &testPeer{t: t, nc: nc, r: bufio.NewReader(nc), wait: 5 * time.Second, chans: map[uint16]uint16{}}
+	const wait = 5 * time.Second
+	fc := frameclient.New(nc)
+	fc.Timeout = wait
+	return &testPeer{t: t, fc: fc, nc: nc, wait: wait, chans: map[uint16]uint16{}}
 }
 
 // dialPeer connects a test peer to addr ("host:port" or "amqp://host:port").
@@ -97,16 +83,13 @@ func (p *testPeer) write(b []byte) {
 
 // tryWrite sends raw bytes, for illegal input after which the server may already
 // have closed the socket.
-func (p *testPeer) tryWrite(b []byte) error {
-	_ = p.nc.SetWriteDeadline(time.Now().Add(p.wait))
-	_, err := p.nc.Write(b)
-	return err
-}
+func (p *testPeer) tryWrite(b []byte) error { return p.fc.WriteRaw(b) }
 
 func (p *testPeer) writeHeader(id byte) {
 	p.t.Helper()
-	h := wire.ProtocolHeader{ID: id, Major: 1}.Bytes()
-	p.write(h[:])
+	if err := p.fc.WriteHeader(id); err != nil {
+		p.t.Fatalf("write: %v", err)
+	}
 }
 
 // encodeFrame builds a frame; body nil makes an empty frame.
@@ -121,87 +104,49 @@ func encodeFrame(t testing.TB, typ byte, ch uint16, body wire.Marshaler, payload
 
 func (p *testPeer) writeFrame(ch uint16, body wire.Marshaler) {
 	p.t.Helper()
-	p.write(encodeFrame(p.t, wire.FrameAMQP, ch, body, nil))
+	if err := p.fc.Write(ch, body); err != nil {
+		p.t.Fatalf("writing %T: %v", body, err)
+	}
 }
 
 func (p *testPeer) writeTransfer(ch uint16, tr *wire.Transfer, payload []byte) {
 	p.t.Helper()
-	p.write(encodeFrame(p.t, wire.FrameAMQP, ch, tr, payload))
+	if err := p.fc.WriteTransfer(ch, tr, payload); err != nil {
+		p.t.Fatalf("writing a transfer: %v", err)
+	}
 }
 
 func (p *testPeer) writeSASL(body wire.Marshaler) {
 	p.t.Helper()
-	p.write(encodeFrame(p.t, wire.FrameSASL, 0, body, nil))
+	if err := p.fc.WriteSASL(body); err != nil {
+		p.t.Fatalf("writing %T: %v", body, err)
+	}
 }
 
 func (p *testPeer) writeEmpty() {
 	p.t.Helper()
-	p.write(encodeFrame(p.t, wire.FrameAMQP, 0, nil, nil))
+	if err := p.fc.WriteEmpty(); err != nil {
+		p.t.Fatalf("writing an empty frame: %v", err)
+	}
 }
 
 // --- reading -------------------------------------------------------------------
 
-func (p *testPeer) readHeader() [8]byte {
-	p.t.Helper()
-	var h [8]byte
-	_ = p.nc.SetReadDeadline(time.Now().Add(p.wait))
-	if _, err := io.ReadFull(p.r, h[:]); err != nil {
-		p.t.Fatalf("reading the server's protocol header: %v", err)
-	}
-	return h
-}
-
 // wantHeader reads the server's protocol header and checks its protocol id.
 func (p *testPeer) wantHeader(id byte) {
 	p.t.Helper()
-	got := p.readHeader()
-	if want := (wire.ProtocolHeader{ID: id, Major: 1}.Bytes()); got != want {
-		p.t.Fatalf("server sent protocol header %q, want %q", got[:], want[:])
+	got, err := p.fc.ReadHeader()
+	if err != nil {
+		p.t.Fatalf("reading the server's protocol header: %v", err)
+	}
+	if want := (wire.ProtocolHeader{ID: id, Major: 1}); got != want {
+		p.t.Fatalf("server sent protocol header %v, want %v", got, want)
 	}
 }
 
-// readFrameAny reads one frame; the first byte must arrive before first.
-func (p *testPeer) readFrameAny(first time.Time) (frame, error) {
-	_ = p.nc.SetReadDeadline(first)
-	if _, err := p.r.Peek(1); err != nil {
-		return frame{}, err
-	}
-	_ = p.nc.SetReadDeadline(time.Now().Add(p.wait))
-	var hb [wire.FrameHeaderSize]byte
-	if _, err := io.ReadFull(p.r, hb[:]); err != nil {
-		return frame{}, err
-	}
-	h, err := wire.ParseFrameHeader(hb[:], 0)
-	if err != nil {
-		return frame{}, fmt.Errorf("server sent a bad frame header %x: %w", hb, err)
-	}
-	body := make([]byte, h.Size-wire.FrameHeaderSize)
-	if _, err := io.ReadFull(p.r, body); err != nil {
-		return frame{}, err
-	}
-	f := frame{Type: h.Type, Channel: h.Channel, Size: h.Size}
-	body = body[int(h.DataOff)*4-wire.FrameHeaderSize:]
-	if len(body) == 0 {
-		return f, nil
-	}
-	switch h.Type {
-	case wire.FrameAMQP:
-		perf, payload, err := wire.DecodePerformative(body)
-		if err != nil {
-			return f, fmt.Errorf("server sent an undecodable frame: %w", err)
-		}
-		f.Body, f.Payload = perf, payload
-	case wire.FrameSASL:
-		s, err := wire.DecodeSASLFrame(body)
-		if err != nil {
-			return f, fmt.Errorf("server sent an undecodable SASL frame: %w", err)
-		}
-		f.Body = s
-	default:
-		return f, fmt.Errorf("server sent frame type %d", h.Type)
-	}
-	return f, nil
-}
+// readFrameAny reads one frame, empty ones included; the first byte must arrive
+// before first.
+func (p *testPeer) readFrameAny(first time.Time) (frame, error) { return p.fc.NextBefore(first) }
 
 // next returns the next frame, skipping keep-alives unless keepEmpty is set.
 func (p *testPeer) next() frame {

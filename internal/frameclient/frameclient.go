@@ -6,7 +6,10 @@
 // which fields it echoes, and what it does with input no well-behaved client sends.
 //
 // Every read is bounded by the connection's Timeout, so a peer that never answers
-// fails the read instead of hanging the test.
+// fails the read instead of hanging the test. OpenIdle, Receivers and ManyReceivers
+// open connections that then stay idle at no cost to the client, to measure what an
+// intermediary pays for many clients. The engine's own tests read and write through
+// it too: it is the project's one frame-level client.
 package frameclient
 
 import (
@@ -49,14 +52,21 @@ type Frame struct {
 	Body wire.Marshaler
 	// Payload is what followed a transfer's performative: message bytes.
 	Payload []byte
+	// Size is the whole frame's size, its header included.
+	Size uint32
 }
 
-// String names the frame and its channel.
+// String names the frame and its channel, with the performative's fields and the
+// payload's length.
 func (f Frame) String() string {
 	if f.Body == nil {
 		return fmt.Sprintf("ch %d empty frame", f.Channel)
 	}
-	return fmt.Sprintf("ch %d %T", f.Channel, f.Body)
+	s := fmt.Sprintf("ch %d %T %+v", f.Channel, f.Body, f.Body)
+	if len(f.Payload) > 0 {
+		s += fmt.Sprintf(" with %d payload bytes", len(f.Payload))
+	}
+	return s
 }
 
 // Dial connects to addr (host:port) over TCP. No bytes are exchanged.
@@ -165,7 +175,7 @@ func (c *Conn) next() (Frame, error) {
 		return Frame{}, err
 	}
 	body := rest[int(h.DataOff)*4-wire.FrameHeaderSize:]
-	f := Frame{Type: h.Type, Channel: h.Channel}
+	f := Frame{Type: h.Type, Channel: h.Channel, Size: h.Size}
 	if len(body) == 0 {
 		return f, nil
 	}
@@ -206,6 +216,18 @@ func (c *Conn) Quiet(d time.Duration) (Frame, error) {
 			return f, nil
 		}
 	}
+}
+
+// NextBefore reads the next frame, empty ones included, whose first byte must arrive
+// before deadline (an error wrapping os.ErrDeadlineExceeded otherwise); the rest of
+// the frame is read under the normal timeout. Flows that Expect passed over come
+// first.
+func (c *Conn) NextBefore(deadline time.Time) (Frame, error) {
+	if f, ok := c.unhold(); ok {
+		return f, nil
+	}
+	_ = c.nc.SetReadDeadline(deadline)
+	return c.nextUntil()
 }
 
 // nextUntil waits for a frame's first byte under the deadline already set, then reads

@@ -1,4 +1,4 @@
-package rawclient_test
+package frameclient_test
 
 import (
 	"net"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
-	"github.com/amqp1kit/amqp1kit/internal/rawclient"
+	"github.com/amqp1kit/amqp1kit/internal/frameclient"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
@@ -34,23 +34,23 @@ func serve(t *testing.T, opts *engine.Options) string {
 
 func TestReceiversAttachAndWait(t *testing.T) {
 	addr := serve(t, nil)
-	c, err := rawclient.Receivers(addr, []string{"a", "b", "c"})
+	c, err := frameclient.Receivers(addr, []string{"a", "b", "c"})
 	require.NoError(t, err)
 	defer c.Close()
-	c2, err := rawclient.Open(addr)
+	c2, err := frameclient.OpenIdle(addr)
 	require.NoError(t, err)
 	c2.Close()
 }
 
 func TestRefusalsAreErrors(t *testing.T) {
 	addr := serve(t, nil)
-	_, err := rawclient.Receivers(addr, []string{"a", "forbidden"})
+	_, err := frameclient.Receivers(addr, []string{"a", "forbidden"})
 	require.ErrorContains(t, err, "link refused")
 	require.ErrorContains(t, err, "no such node")
 
 	// A server that wants SASL answers the plain header with its own: refused.
 	strict := serve(t, &engine.Options{DenyAnonymous: true})
-	_, err = rawclient.Open(strict)
+	_, err = frameclient.OpenIdle(strict)
 	require.Error(t, err)
-	require.True(t, strings.Contains(err.Error(), "rawclient"), err.Error())
+	require.True(t, strings.Contains(err.Error(), "frameclient"), err.Error())
 }
