@@ -3,12 +3,12 @@ package fakebroker
 import (
 	"context"
 	"fmt"
-	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 

@@ -3,6 +3,7 @@ package fakerouter
 import (
 	"errors"
 	"fmt"
+
 	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 )
 

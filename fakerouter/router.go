@@ -91,9 +91,8 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
-
 	"github.com/amqp1kit/amqp1kit/internal/engine"
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
