@@ -22,6 +22,7 @@ DEB_PACKAGES=(
 	chromium                      # headless browser for the status page's test (statuspage, through chromedp)
 )
 STATICCHECK_VERSION=v0.8.2
+GOIMPORTS_VERSION=v0.53.0 # golang.org/x/tools
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT="$(pwd)"
@@ -85,6 +86,11 @@ if ! staticcheck -version 2>/dev/null | grep -q "(${STATICCHECK_VERSION#v})\|(${
 		fail "go install honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}"
 fi
 staticcheck -version
+if ! go version -m "$(command -v goimports 2>/dev/null || echo /nonexistent)" 2>/dev/null | grep -q "golang.org/x/tools[[:space:]]*${GOIMPORTS_VERSION}"; then
+	echo "installing goimports (golang.org/x/tools $GOIMPORTS_VERSION)"
+	go install "golang.org/x/tools/cmd/goimports@${GOIMPORTS_VERSION}" ||
+		fail "go install golang.org/x/tools/cmd/goimports@${GOIMPORTS_VERSION}"
+fi
 
 # --- Test peers ---------------------------------------------------------------------------
 banner "Test peers"
@@ -141,6 +147,15 @@ else
 		fail "gofmt: these files need 'gofmt -w'"
 	fi
 	echo "ok (${#go_files[@]} files)"
+	banner "goimports -l -local github.com/amqp1kit/amqp1kit"
+	mapfile -t hand_written < <(printf '%s\n' "${go_files[@]}" | grep -v '_gen\.go$')
+	misgrouped="$(goimports -l -local github.com/amqp1kit/amqp1kit "${hand_written[@]}")" ||
+		fail "goimports could not parse some files"
+	if [[ -n "$misgrouped" ]]; then
+		echo "$misgrouped"
+		fail "goimports: these files' imports are not grouped (standard library, others, github.com/amqp1kit/amqp1kit): run goimports -w -local github.com/amqp1kit/amqp1kit on them"
+	fi
+	echo ok
 fi
 
 # The root module and the modules nested in it (go.work lists them all): containers,
