@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/fakerouter"
+	"github.com/amqp1kit/amqp1kit/internal/guideconf"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -397,65 +398,14 @@ func TestUnavailableAddressRefused(t *testing.T) {
 	c.receiver("open.x", 1)
 }
 
-const guideConf = `
-# the deployment guide's router configuration
-router {
-    mode: standalone
-    id: Router.A
-}
-
-listener {
-    host: 127.0.0.1
-    port: 0
-    authenticatePeer: no
-    saslMechanisms: ANONYMOUS
-}
-
-address {
-prefix: unicast
-distribution: closest
-}
-
-address {
-prefix: exclusive
-distribution: closest
-}
-
-address {
-prefix: broadcast
-distribution: multicast
-}
-
-address {
-prefix: openstack.org/om/rpc/multicast
-distribution: multicast
-}
-
-address {
-prefix: openstack.org/om/rpc/unicast
-distribution: closest
-}
-
-address {
-prefix: openstack.org/om/rpc/anycast
-distribution: balanced
-}
-
-address {
-prefix: openstack.org/om/notify/multicast
-distribution: multicast
-}
-
-address {
-prefix: openstack.org/om/notify/unicast
-distribution: closest
-}
-
-address {
-prefix: openstack.org/om/notify/anycast
-distribution: balanced
-}
-
+// guideConf is the deployment guide's qdrouterd.conf (internal/guideconf, as the
+// containers write it) with a router id of its own, a loopback listener on a free
+// port, a linkRoute and a section the fake ignores.
+var guideConf = strings.NewReplacer(
+	"id: amqp1kit-qdrouterd", "id: Router.A",
+	"host: 0.0.0.0", "host: 127.0.0.1",
+	"port: 5672", "port: 0",
+).Replace(guideconf.Qdrouterd) + `
 linkRoute {
     prefix: queue
     connection: broker
