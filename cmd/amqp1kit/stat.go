@@ -23,10 +23,13 @@ import (
 // stat prints what the intermediary says about itself in its open frame and the
 // addressing mode the driver picks; then, for a router (the fake one or qdrouterd), the
 // tables qdstat shows (-g, -c, -l, -a), read over qdrouterd's management protocol.
-// qpidd's management is QMF, which stat does not speak: for a broker the open frame is
-// all it shows.
+// qpidd's management is QMF, which stat does not speak: for the fake broker, the
+// broker's view (its queues and topics, its connections) is read from the status page
+// of amqp1kit serve --http (--status); for another broker the open frame is all it
+// shows.
 type statCmd struct {
 	connFlags `embed:"" set:"default_url=amqp://127.0.0.1:5672"`
+	Status    string `name:"status" placeholder:"URL" help:"The status page of 'amqp1kit serve --http' (http://127.0.0.1:8672): for the fake broker, its queues, topics and connections are read there."`
 }
 
 func (c *statCmd) Validate() error { return c.resolve(false) }
@@ -55,8 +58,12 @@ func (c *statCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	switch product {
 	case "qpid-dispatch-router":
 	case "qpid-cpp":
-		fmt.Fprintf(out, "\nmanagement:      none shown: qpidd is managed over QMF (qpid-stat, qpid-config), which stat does not speak\n")
-		return nil
+		if c.Status == "" {
+			fmt.Fprintf(out, "\nmanagement:      none shown: qpidd is managed over QMF (qpid-stat, qpid-config), which stat does not speak;\n"+
+				"                 for the fake broker, --status names the status page of amqp1kit serve --http\n")
+			return nil
+		}
+		return c.brokerView(ctx, out, t.URL().Hosts)
 	default:
 		fmt.Fprintf(out, "\nmanagement:      none shown: %s is not qdrouterd, whose $management node stat speaks\n", orNone(product))
 		return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
 	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/statuspage"
 )
 
 // consumeAt attaches a receiver to addr through url for the test's duration.
@@ -79,6 +81,7 @@ func TestStatOfABrokerSaysQMFIsNotSpoken(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Regexp(t, `(?m)^product: +qpid-cpp$`, out)
 	require.Regexp(t, `(?m)^management: +none shown: qpidd is managed over QMF`, out)
+	require.Contains(t, out, "--status names the status page")
 	require.NotContains(t, out, "Router Links")
 }
 
@@ -92,4 +95,41 @@ func TestStatTableLayout(t *testing.T) {
 	require.Equal(t, "001:02:03:04", timeLong(uint32(93784)))
 	require.Equal(t, []string{"mobile", "a.b", "0"}, []string{addrClass("M0a.b"), addrText("M0a.b"), addrPhase("M0a.b")})
 	require.Equal(t, []string{"local", "temp.x", ""}, []string{addrClass("Ltemp.x"), addrText("Ltemp.x"), addrPhase("Ltemp.x")})
+}
+
+// With --status, stat shows the fake broker's view from the status page of serve
+// --http: its statistics, its queues (with a stored message) and its connections.
+func TestStatShowsTheFakeBrokersViewFromTheStatusPage(t *testing.T) {
+	b := fakebroker.RunT(t, nil)
+	ctx := context.Background()
+	conn, err := amqp.Dial(ctx, b.URL(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	sess, err := conn.NewSession(ctx, nil)
+	require.NoError(t, err)
+	snd, err := sess.NewSender(ctx, "unicast.stat-depth", nil)
+	require.NoError(t, err)
+	require.NoError(t, snd.Send(ctx, amqp.NewMessage([]byte("kept")), nil))
+
+	page := httptest.NewServer(statuspage.New(statuspage.Options{Broker: b}))
+	t.Cleanup(page.Close)
+	code, out, errOut := runCmd(t, "stat", "--url", b.URL(), "--status", page.URL)
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `(?m)^management: +the status page of amqp1kit serve`, out)
+	for _, title := range []string{"Broker Statistics", "Queues and Topics", "Connections"} {
+		require.Regexp(t, `(?m)^`+title+`$`, out)
+	}
+	require.Regexp(t, `(?m)^  unicast\.stat-depth +queue +1 +0 +0 +1 +1 +0 `, out, "the queue's depth 1, one sender, one enqueued")
+	require.Regexp(t, `(?m)^  Messages Enqueued +1$`, out)
+
+	// A page of another broker is refused rather than shown.
+	other := httptest.NewServer(statuspage.New(statuspage.Options{Broker: fakebroker.RunT(t, nil)}))
+	t.Cleanup(other.Close)
+	code, _, errOut = runCmd(t, "stat", "--url", b.URL(), "--status", other.URL)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "not the one stat connected to")
+
+	code, _, errOut = runCmd(t, "stat", "--url", b.URL(), "--status", "127.0.0.1:8672")
+	require.Equal(t, 2, code, "a --status that is no http URL is a usage error")
+	require.Contains(t, errOut, "want the status page's URL")
 }

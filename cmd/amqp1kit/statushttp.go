@@ -22,13 +22,20 @@ func loopbackAddr(addr string) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--http %q: %w (want host:port, e.g. 127.0.0.1:8672)", addr, err)}
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if isLoopback(host) {
 		return nil
 	}
 	return usageError{fmt.Errorf("--http %q: the status page is served on loopback only (127.0.0.1, ::1 or localhost); it has no authentication", addr)}
+}
+
+// isLoopback reports whether host (a name or an IP address, IPv6 in brackets or
+// not) is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // serveStatus serves the status page of the fakes (either may be nil) on addr and
@@ -59,8 +66,7 @@ func loopbackHostOnly(h http.Handler) http.Handler {
 		if hp, _, err := net.SplitHostPort(host); err == nil {
 			host = hp
 		}
-		ip := net.ParseIP(strings.Trim(host, "[]"))
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !isLoopback(host) {
 			http.Error(w, "amqp1kit: the status page answers requests for a loopback host only", http.StatusMisdirectedRequest)
 			return
 		}
