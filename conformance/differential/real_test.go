@@ -25,7 +25,10 @@ func TestRealPrograms(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the real programs take minutes")
 	}
+	// The router and the broker are compared side by side (each scenario waits on
+	// quiet periods, not CPU); the scenarios of one run one after the other.
 	t.Run("qdrouterd", func(t *testing.T) {
+		t.Parallel()
 		real := realpeer.StartQdrouterd(t, nil)
 		fake := fakerouter.RunT(t, nil)
 		compareAll(t,
@@ -33,6 +36,7 @@ func TestRealPrograms(t *testing.T) {
 			differential.Target{Name: "qdrouterd 1.19.0", URL: real.URL(), Kind: differential.Router})
 	})
 	t.Run("qpidd", func(t *testing.T) {
+		t.Parallel()
 		real := realpeer.StartQpidd(t, nil)
 		fake := fakebroker.RunT(t, nil)
 		compareAll(t,
