@@ -54,6 +54,41 @@ const (
 // the filter qpidd answers a topic subscription with.
 const legacyTopicBinding = uint64(0x0000468C00000001)
 
+// The selector filter's descriptor, apache.org:selector-filter:string, as a code and
+// as a symbol: qpidd takes either.
+const (
+	selectorFilterCode   = uint64(0x0000468C00000004)
+	selectorFilterSymbol = wire.Symbol("apache.org:selector-filter:string")
+)
+
+// askedSelector returns the selector filter of a source's filter set with the key the
+// client gave it (nil when there is none): a string described by the selector
+// descriptor. qpidd keeps the first one of the map; the fake, which has no order of
+// the map's entries, the one of the lowest key.
+func askedSelector(filter wire.Fields) wire.Fields {
+	var key wire.Symbol
+	var found *wire.Described
+	for k, v := range filter {
+		d, ok := v.(*wire.Described)
+		if !ok {
+			continue
+		}
+		if _, isString := d.Value.(string); !isString {
+			continue
+		}
+		if d.Descriptor != selectorFilterCode && d.Descriptor != selectorFilterSymbol {
+			continue
+		}
+		if found == nil || k < key {
+			key, found = k, d
+		}
+	}
+	if found == nil {
+		return nil
+	}
+	return wire.Fields{key: &wire.Described{Descriptor: found.Descriptor, Value: found.Value}}
+}
+
 func hasCap(caps []wire.Symbol, c wire.Symbol) bool { return slices.Contains(caps, c) }
 
 // answerCaps keeps the capabilities asked for that a node of kind has, in the order
@@ -212,17 +247,27 @@ func (b *Broker) attachConsumerLocked(l *engine.Link) error {
 	answer := &wire.Source{Address: n.name, ExpiryPolicy: wire.TerminusExpiryPolicySessionEnd,
 		Capabilities: answerCaps(src.Capabilities, n.kind), DynamicNodeProperties: withLimits(nodeProperties(src.DynamicNodeProperties, n), limits)}
 	co := &consumer{link: l, unacked: map[*message]struct{}{}}
+	// A selector is answered as qpidd answers it, under the client's key, but not
+	// applied (see the package doc).
+	answer.Filter = askedSelector(src.Filter)
 	if n.kind == Topic {
 		sub, err := b.subscribeLocked(l, n, src)
 		if err != nil {
 			return err
 		}
-		answer.Filter = wire.Fields{"default-subject-filter": &wire.Described{Descriptor: legacyTopicBinding, Value: "#"}}
+		if answer.Filter == nil {
+			answer.Filter = wire.Fields{}
+		}
+		answer.Filter["default-subject-filter"] = &wire.Described{Descriptor: legacyTopicBinding, Value: "#"}
 		// A subscription's copies go pre-settled unless the link asked for unsettled
 		// delivery (qpidd: unreliable unless reliable is asked for, on exclusive
 		// subscriptions).
 		co.presettle = sub.exclusive && l.SenderSettleMode() != wire.SenderSettleModeUnsettled
 		n = sub
+	} else if src.DistributionMode == wire.Symbol(wire.StdDistModeCopy) {
+		// A browser: it sees the queue's messages and takes none (browse.go).
+		answer.DistributionMode = wire.Symbol(wire.StdDistModeCopy)
+		co.browse = true
 	} else {
 		answer.DistributionMode = wire.Symbol(wire.StdDistModeMove)
 	}

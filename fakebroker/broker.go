@@ -36,13 +36,15 @@
 //     properties product qpid-cpp, version, platform and host. Echo flows are left
 //     unanswered and flows carry no available, as Qpid Proton does; a consumer's
 //     deliveries left unsettled when it detaches are settled (no state) before the
-//     detach is answered.
+//     detach is answered. The max-message-size a receiver announces is not checked:
+//     a larger message is delivered to it anyway.
 //   - Attach answers are the broker's own termini, not the client's: on the node's
 //     side the address, the capabilities asked for that the node has (queue,
 //     legacy-amqp-direct-binding for a queue; topic, shared for a topic;
 //     create-on-demand and legacy-amqp-topic-binding for both),
-//     distribution-mode move for a queue source, the filter {default-subject-filter:
-//     legacy-amqp-topic-binding "#"} for a topic source, and
+//     distribution-mode move for a queue source (copy for a browser), the filter
+//     {default-subject-filter: legacy-amqp-topic-binding "#"} for a topic source, a
+//     selector filter the client asked for under the key it used, and
 //     supported-dist-modes (with the lifetime-policy, when asked) in answer to
 //     dynamic-node-properties; on the other side an empty terminus (address "").
 //     rcv-settle-mode is first; a sender settle mode asked for is kept where the
@@ -76,6 +78,10 @@
 //     detached; the others go with their last consumer, or a source's timeout after
 //     it. A message for a topic without subscribers is dropped (accepted, counted as
 //     Dropped).
+//   - Browsers: a receiver on a queue that asks for distribution-mode copy is sent
+//     the queue's available messages in order, each once, and each new one as it is
+//     stored, without taking them: they stay for the consumers. Its deliveries go
+//     unsettled with the usual header, and its outcomes change nothing.
 //   - Senders are granted 500 credit (Options.LinkCredit), topped back up after every
 //     message, the flow before the disposition.
 //   - Queue limits: every queue holds at most 104857600 bytes of messages (qpidd's
@@ -121,6 +127,11 @@
 //
 // Deliberately:
 //
+//   - A delivery its sender aborts is discarded and the connection carries on: the
+//     next delivery is stored as usual (conformance case BrokerDiscardsAbortedDelivery).
+//     qpidd 1.39.0 decodes the aborted bytes as a message and closes the connection
+//     with amqp:internal-error ("Out of Bounds...", "Expected descriptor..."), at
+//     times after rejecting the next delivery.
 //   - Merged message-annotations keep symbol keys; qpidd writes them back with string
 //     keys, which part 3.2.3 forbids and clients (go-amqp) refuse to decode.
 //   - Journal (Options.Dir): durable messages survive Restart, on queues made by
@@ -146,10 +157,10 @@
 //     fake's does not. Node properties other than the limits are not echoed. Queue
 //     policies other than reject (ring, ring-strict, self-destruct) are not
 //     implemented, and a queue's limits cannot be changed once it exists.
-//   - Not implemented: transactions, filters and selectors (the default binding is
-//     answered, every message goes to every subscription), browsing
-//     (distribution-mode copy is answered move, and the receiver consumes),
-//     the durable and exclusive node properties, a dynamic source asking for the topic
+//   - Not implemented: transactions; filters (a topic subscriber is answered the
+//     default binding and gets every message; a selector filter is answered as
+//     qpidd answers it but not applied: every message goes to that receiver); the
+//     durable and exclusive node properties, a dynamic source asking for the topic
 //     capability (a queue is made), management (qpid-config, QMF).
 package fakebroker
 

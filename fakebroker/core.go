@@ -234,6 +234,7 @@ func (b *Broker) pumpLocked(q *node) {
 	if len(q.consumers) == 0 || q.available() == 0 {
 		return
 	}
+	b.browseLocked(q) // browsers see a message before a consumer takes it (browse.go)
 	var now int64
 	if q.expiring > 0 {
 		now = b.opts.Now().UnixNano()
@@ -244,7 +245,7 @@ func (b *Broker) pumpLocked(q *node) {
 		for i := 0; i < k && !sent; i++ {
 			idx := (q.rr + i) % k
 			co := q.consumers[idx]
-			if co.gone || co.link.Credit() == 0 {
+			if co.gone || co.browse || co.link.Credit() == 0 {
 				continue
 			}
 			m := b.takeLocked(q, co, now)

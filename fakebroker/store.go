@@ -180,7 +180,9 @@ type consumer struct {
 	node      *node
 	unacked   map[*message]struct{}
 	gone      bool
-	presettle bool // send every message settled (a topic subscription's copies)
+	presettle bool   // send every message settled (a topic subscription's copies)
+	browse    bool   // a browser: sent copies of the messages, takes none (browse.go)
+	browsed   uint64 // a browser's cursor: the seq of the last message it was sent
 }
 
 // sender is a link the broker receives on (the client's sender); node is nil on an
