@@ -58,6 +58,8 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 				"CreditWithoutConsumer":              "it gives credit for its store",
 				"MulticastSenderWaitsForConsumer":    "it gives credit for its topic",
 				"RouterCreditBackOnSettlement":       "its credit is its own (500), not a link capacity of 250",
+				"RouterCreditBackOnAbort":            "its credit is its own (500), not a link capacity of 250",
+				"RouterAnswerDropsDefaultOutcome":    "it answers a source of its own, without the outcomes asked for",
 				"RouterCreditWithIdleConsumer":       "its credit is its own (500)",
 				"RouterDynamicAddresses":             "it names dynamic nodes as qpidd does",
 				"RouterForwardsHeaderUnchanged":      "it writes a header of its own, as qpidd",
@@ -90,6 +92,8 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 				// qpidd's own ways, which qdrouterd does not share.
 				"BrokerAnonymousRelayAcceptsAll":       "it releases what finds no consumer",
 				"BrokerAnswersOwnTerminus":             "it echoes the client's termini",
+				"BrokerBrowsesWithCopy":                "it stores nothing, so a sender gets no credit without a consumer",
+				"BrokerDiscardsAbortedDelivery":        "it settles end to end: the sender's outcome waits for the consumer's",
 				"BrokerDynamicNodeKeptWhileUsed":       "its dynamic addresses are not queues",
 				"BrokerDynamicNodes":                   "it names dynamic addresses as qdrouterd does",
 				"BrokerHeaderOnDelivery":               "it forwards the header as sent",
