@@ -40,7 +40,7 @@ var cases = map[string]func(t T, h *Harness){
 }
 
 func init() {
-	for _, more := range []map[string]func(T, *Harness){brokerCases, routerCases, linkRouteCases, fidelityCases} {
+	for _, more := range []map[string]func(T, *Harness){brokerCases, routerCases, linkRouteCases, fidelityCases, brokerLimitCases} {
 		for name, c := range more {
 			if _, dup := cases[name]; dup {
 				panic("conformance: two cases named " + name)

@@ -81,6 +81,8 @@ func TestCasesTellARouterFromABroker(t *testing.T) {
 			h.Differences = map[string]string{
 				"OpenAdvertisesKind":          "it says qpid-dispatch-router",
 				"BrokerStoresAndForwards":     "it stores nothing",
+				"BrokerQueueSizeLimit":        "it stores nothing: a sender without a consumer gets no credit",
+				"BrokerQueueCountLimit":       "it stores nothing: a sender without a consumer gets no credit",
 				"RejectedOutcome":             "the sender sees the consumer's rejected",
 				"ReleasedOutcome":             "the sender sees the consumer's released",
 				"ConsumerLoss":                "the sender sees modified",

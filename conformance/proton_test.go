@@ -54,6 +54,8 @@ func TestProtonBroker(t *testing.T) {
 			"BrokerIdleTimeoutMirrored":            "it announces no idle-time-out",
 			"BrokerNodeNotFound":                   "every address is a queue made on first use: nothing is refused",
 			"BrokerOpenAnswer":                     "its container-id is broker and its open carries no properties",
+			"BrokerQueueCountLimit":                "its queues have no limits: qpid.max_count is ignored and every message accepted",
+			"BrokerQueueSizeLimit":                 "its queues have no limits: qpid.max_size is ignored and every message accepted",
 			"BrokerRedeliveryHeader":               "it sets no first-acquirer and does not redeliver a released message",
 			"BrokerRefusesNullTerminus":            "it never refuses an attach without a terminus",
 			"BrokerSASLMechanisms":                 "it offers ANONYMOUS only",

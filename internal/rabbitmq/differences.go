@@ -4,6 +4,10 @@ package rabbitmq
 // RabbitMQ 3.10 is known to behave otherwise than the suite requires, natively and in
 // its container alike: a Harness's Differences for it.
 var ConformanceDifferences = map[string]string{
+	"BrokerQueueSizeLimit": "it ignores the qpid.max_size node property (its queue limits are max-length " +
+		"policies and queue arguments, which an AMQP 1.0 attach cannot set): every message is accepted",
+	"BrokerQueueCountLimit": "it ignores the qpid.max_count node property (its queue limits are max-length " +
+		"policies and queue arguments, which an AMQP 1.0 attach cannot set): every message is accepted",
 	"OpenAdvertisesKind": "it advertises product RabbitMQ, so the oslo driver's dynamic addressing " +
 		"picks routable addresses, which RabbitMQ 3.10 rejects (unknown_destination)",
 	"DynamicReplyAddress": "RabbitMQ 3.10 refuses dynamic sources (amqp:not-implemented), " +
