@@ -73,6 +73,7 @@ type serveCmd struct {
 	HTTP           string `name:"http" placeholder:"ADDR" help:"Serve a live status page of the fakes, their JSON and Prometheus /metrics on this loopback host:port (e.g. 127.0.0.1:8672); off by default."`
 	Trace          bool   `help:"Print every frame the fakes send and receive."`
 	Verbose        bool   `short:"v" help:"Log connection events."`
+	brokerLimitFlags
 }
 
 func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
@@ -117,6 +118,9 @@ func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	}
 	if !s.NoBroker {
 		opts := &fakebroker.Options{ConfigFile: s.BrokerConfig, Dir: s.BrokerDir, Logger: logger}
+		if err := s.brokerLimitFlags.apply(kctx, opts); err != nil {
+			return err
+		}
 		// An explicit flag wins; so does the default when the file names no port (the
 		// guide's qpidd.conf has only patterns).
 		if s.BrokerConfig == "" || flagGiven(kctx, "broker-addr") || !configHasPort(s.BrokerConfig) {
