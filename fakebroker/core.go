@@ -188,7 +188,7 @@ func (b *Broker) storeLocked(n *node, m *message) (full *node, err error) {
 			return nil, nil
 		}
 	}
-	stored := 0
+	stored, in := 0, m.ingress
 	for _, t := range targets {
 		if t.full(m.size) {
 			b.expireLocked(t)
@@ -203,7 +203,7 @@ func (b *Broker) storeLocked(n *node, m *message) (full *node, err error) {
 		cp := m
 		if stored > 0 {
 			cp = m.copyFor()
-			cp.ingress = m.ingress
+			cp.ingress = in
 		}
 		stored++
 		b.seq++

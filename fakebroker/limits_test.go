@@ -226,14 +226,26 @@ func TestWithheldOutcomeOnDequeue(t *testing.T) {
 
 // A topic's message goes to every subscription queue with room; a full one detaches
 // the sender, naming that subscription queue (qpidd's exchanges route to the others
-// first, then raise the error).
+// first, then raise the error). The stuck subscription withholds the outcomes above
+// 80%, whichever subscribed first.
 func TestTopicSubscriptionLimit(t *testing.T) {
+	for _, stuckFirst := range []bool{true, false} {
+		t.Run(fmt.Sprint("stuckFirst=", stuckFirst), func(t *testing.T) { topicSubscriptionLimit(t, stuckFirst) })
+	}
+}
+
+func topicSubscriptionLimit(t *testing.T, stuckFirst bool) {
 	b := fakebroker.RunT(t, &fakebroker.Options{QueueLimit: 10000})
 	addr := "broadcast.limited"
 	c := dialLimit(t, b.Addr())
-	c.attachReceiver(1, addr, 0) // stuck: no credit
 	fast := dialLimit(t, b.Addr())
-	fast.attachReceiver(0, addr, 1000)
+	if stuckFirst {
+		c.attachReceiver(1, addr, 0) // stuck: no credit
+		fast.attachReceiver(0, addr, 1000)
+	} else {
+		fast.attachReceiver(0, addr, 1000)
+		c.attachReceiver(1, addr, 0)
+	}
 	c.attachSender(0, &wire.Target{Address: addr})
 	p := body1000(t)
 	for range 12 {
