@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// fuzzPackages hold the fuzz targets of the read path: the engine's (frames from a
+// peer into a connection) and the codec's.
+var fuzzPackages = []string{"internal/engine", "internal/wire"}
+
+var (
+	fuzzFunc  = regexp.MustCompile(`(?m)^func (Fuzz\w+)\(f \*testing\.F\)`)
+	fuzzStats = regexp.MustCompile(`execs: (\d+) \([^)]*\), new interesting: (\d+) \(total: (\d+)\)`)
+)
+
+// probeFuzz runs each fuzz target for --fuzztime with one worker (the machine is
+// shared) and reports executions, new corpus entries and failures. New interesting
+// inputs stay in the fuzz cache ($(go env GOCACHE)/fuzz); a failing input is written
+// by go test to the package's testdata/fuzz/, where it becomes a regression case.
+func probeFuzz(ctx context.Context, e *env) []*result {
+	root := e.cfg.fuzzRoot
+	if root == "" {
+		out, err := exec.Command("go", "env", "GOWORK").Output()
+		if w := strings.TrimSpace(string(out)); err == nil && w != "" && w != "off" {
+			root = filepath.Dir(w)
+		}
+	}
+	if root == "" {
+		return []*result{{probe: "fuzz", target: "—", err: fmt.Errorf("the repository's root is unknown: run from the checkout or give --repo")}}
+	}
+	var rs []*result
+	for _, pkg := range fuzzPackages {
+		files, _ := filepath.Glob(filepath.Join(root, pkg, "*_test.go"))
+		for _, file := range files {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				continue
+			}
+			for _, m := range fuzzFunc.FindAllSubmatch(src, -1) {
+				if ctx.Err() != nil {
+					return rs
+				}
+				name := string(m[1])
+				e.logf("fuzz %s %s for %v (load average %s)", pkg, name, e.cfg.fuzzTime, loadavg())
+				rs = append(rs, fuzzOne(ctx, e, root, pkg, name))
+			}
+		}
+	}
+	return rs
+}
+
+func fuzzOne(ctx context.Context, e *env, root, pkg, name string) *result {
+	r := &result{probe: "fuzz", target: pkg + " " + name}
+	cmd := exec.CommandContext(ctx, "go", "test", "./"+pkg, "-run=^$", "-fuzz=^"+name+"$",
+		"-fuzztime="+e.cfg.fuzzTime.String(), "-parallel=1")
+	cmd.Dir = root
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	stats := fuzzStats.FindAllStringSubmatch(out.String(), -1)
+	r.add(txt("time", e.cfg.fuzzTime.String()+", 1 worker"))
+	if len(stats) > 0 {
+		last := stats[len(stats)-1]
+		r.add(txt("executions", last[1]), txt("new interesting inputs (corpus total)", last[2]+" ("+last[3]+")"))
+	}
+	if err != nil {
+		r.add(txt("result", "FAIL"))
+		tail := out.String()
+		if len(tail) > 2000 {
+			tail = tail[len(tail)-2000:]
+		}
+		r.err = fmt.Errorf("%s %s: %v\n%s", pkg, name, err, tail)
+	} else {
+		r.add(txt("result", "no failure"))
+	}
+	return r
+}
