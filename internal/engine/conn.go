@@ -63,6 +63,7 @@ type Conn struct {
 	chanHint   uint16              // no local channel below it is free
 	opened     bool                // open exchanged
 	closeSent  bool
+	peerClosed bool // the peer's close arrived; teardown answers it
 	dead       bool
 	deadErr    error
 	flushClose bool        // close the socket once out is written
@@ -204,8 +205,9 @@ func (c *Conn) sendCloseLocked(err *wire.Error) {
 }
 
 // closingLocked reports whether the server may no longer send on the connection: it
-// is gone, or the server has sent close (part 2.4.3: nothing may follow it).
-func (c *Conn) closingLocked() bool { return c.dead || c.closeSent }
+// is gone, the server has sent close (part 2.4.3: nothing may follow it), or the
+// peer's close arrived (only the answering close follows, from teardown).
+func (c *Conn) closingLocked() bool { return c.dead || c.closeSent || c.peerClosed }
 
 func (c *Conn) trace(in bool, ch uint16, body wire.Marshaler, n int) {
 	if c.srv.opts.Trace != nil {
@@ -558,10 +560,11 @@ func (c *Conn) dispatch(ch uint16, p wire.Performative, payload []byte) (bool, e
 			c.log.Info("peer closed with error", "condition", p.Error.Condition, "description", p.Error.Description)
 		}
 		if !c.closeSent {
-			c.sendCloseLocked(nil)
+			// Answered in teardown, once the handler has heard every link go: a
+			// client that reconnects at once finds them gone (qpidd frees a
+			// subscription before it answers the close).
+			c.peerClosed = true
 		}
-		c.flushClose = true
-		c.kick()
 		c.mu.Unlock()
 		if p.Error != nil {
 			return true, &RemoteError{Err: p.Error}
@@ -640,8 +643,6 @@ func (c *Conn) teardown(err error) {
 		err = c.sentErr
 		c.deadErr = err
 	}
-	c.flushClose = true
-	c.kick()
 	c.mu.Unlock()
 	var re *RemoteError
 	if err != nil && !errors.As(err, &re) {
@@ -652,6 +653,28 @@ func (c *Conn) teardown(err error) {
 			c.log.Info("connection ended", "err", err)
 		}
 	}
+	connErr := &wire.Error{Condition: wire.ErrCondConnectionForced, Description: "connection closed"}
+	for _, l := range links {
+		c.h.LinkDetached(l, connErr)
+	}
+	if c.handlerOpened {
+		c.h.Closed(c, err)
+	}
+	c.mu.Lock()
+	if c.peerClosed && !c.closeSent {
+		// The answer to the peer's close, after the handler has heard the links go.
+		out, err := wire.AppendFrame(c.out, wire.FrameAMQP, 0, &wire.Close{}, nil)
+		if err == nil {
+			c.out = out
+			if c.tracing {
+				c.trace(false, 0, &wire.Close{}, 0)
+			}
+		}
+		c.closeSent = true
+	}
+	c.flushClose = true
+	c.kick()
+	c.mu.Unlock()
 	if c.writerDone != nil {
 		// Let the writer flush what is queued (a final close), bounded.
 		select {
@@ -660,13 +683,6 @@ func (c *Conn) teardown(err error) {
 		}
 	}
 	c.closeSocket()
-	connErr := &wire.Error{Condition: wire.ErrCondConnectionForced, Description: "connection closed"}
-	for _, l := range links {
-		c.h.LinkDetached(l, connErr)
-	}
-	if c.handlerOpened {
-		c.h.Closed(c, err)
-	}
 	// Leave the server's table before Done fires, so that whoever waits on Done
 	// sees Conns without this connection.
 	c.srv.forget(c)
