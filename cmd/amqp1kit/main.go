@@ -40,6 +40,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -73,6 +74,7 @@ type serveCmd struct {
 	HTTP           string `name:"http" placeholder:"ADDR" help:"Serve a live status page of the fakes, their JSON and Prometheus /metrics on this loopback host:port (e.g. 127.0.0.1:8672); off by default."`
 	Trace          bool   `help:"Print every frame the fakes send and receive."`
 	Verbose        bool   `short:"v" help:"Log connection events."`
+	CPUProfile     string `name:"cpu-profile" placeholder:"FILE" help:"Write a CPU profile of the fakes to FILE, from start to shutdown (go tool pprof FILE)."`
 	brokerLimitFlags
 }
 
@@ -92,6 +94,13 @@ func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	out := kctx.Stdout
 	var closers []func() error
+	if s.CPUProfile != "" {
+		stop, err := startCPUProfile(s.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	var router *fakerouter.Router
 	var broker *fakebroker.Broker
 	defer func() {
@@ -149,6 +158,22 @@ func (s *serveCmd) Run(ctx context.Context, kctx *kong.Context) error {
 	<-ctx.Done()
 	fmt.Fprintln(out, "shutting down")
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to path until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // configHasPort reports whether a qpidd.conf sets port (an unreadable file is left

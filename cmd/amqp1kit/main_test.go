@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,4 +75,32 @@ func TestGuideQpiddConfHasNoPortSoTheDefaultAddressApplies(t *testing.T) {
 	withPort := dir + "/port.conf"
 	require.NoError(t, os.WriteFile(withPort, []byte("port=5999\n"), 0o600))
 	require.True(t, configHasPort(withPort))
+}
+
+// serve --cpu-profile writes a CPU profile (gzipped, as runtime/pprof writes it) of
+// the whole serve, flushed at shutdown; an unwritable path is an error before serving.
+func TestServeWritesACPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.out")
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--no-router", "--broker-addr", "127.0.0.1:0", "--cpu-profile", path}, pw, &stderr)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, "amqp://")
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	cancel()
+	require.Equal(t, 0, <-done, stderr.String())
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Greater(t, len(data), 2)
+	require.Equal(t, []byte{0x1f, 0x8b}, data[:2], "a pprof profile is gzipped")
+
+	var out, errOut bytes.Buffer
+	require.Equal(t, 1, run(context.Background(), []string{"serve", "--no-router", "--broker-addr", "127.0.0.1:0", "--cpu-profile", "/nonexistent/dir/cpu.out"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "--cpu-profile")
 }
