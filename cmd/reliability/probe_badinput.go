@@ -270,6 +270,7 @@ func probeBadInput(ctx context.Context, e *env, name string) *result {
 	go func() { gdone <- g.run(gctx, t.url(), good) }()
 	time.Sleep(200 * time.Millisecond)
 	var ends []measure
+	answered, silent, cut := 0, 0, 0
 	for _, k := range badKinds {
 		if ctx.Err() != nil {
 			break
@@ -277,6 +278,14 @@ func probeBadInput(ctx context.Context, e *env, name string) *result {
 		end := badConn(t.addr, bad, k, e.cfg.badWait)
 		e.logf("  %s: %s: %s", name, k.name, end)
 		ends = append(ends, txt("bad: "+k.name, end))
+		switch {
+		case strings.HasPrefix(end, "close ") || strings.HasPrefix(end, "end ") || strings.HasPrefix(end, "detach "):
+			answered++
+		case strings.HasPrefix(end, "no answer"):
+			silent++
+		case strings.HasPrefix(end, "socket closed"):
+			cut++
+		}
 	}
 	time.Sleep(e.cfg.badGood)
 	stopGood()
@@ -290,6 +299,11 @@ func probeBadInput(ctx context.Context, e *env, name string) *result {
 	if gerr != nil {
 		r.add(txt("good client's end", "failed: "+errString(gerr)))
 	}
+	r.add(
+		num("bad connections ended with a condition (close, end or detach)", float64(answered), ""),
+		num("bad connections whose socket was closed without a frame", float64(cut), ""),
+		txt("bad connections left unanswered", fmt.Sprintf("%d (waited %v each)", silent, e.cfg.badWait)),
+	)
 	r.add(ends...)
 	return r
 }

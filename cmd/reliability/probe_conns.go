@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/Azure/go-amqp"
@@ -12,7 +13,9 @@ import (
 )
 
 // probeConns opens many idle connections and measures what each costs the
-// intermediary, then whether a fresh client is still served.
+// intermediary, then whether a fresh client is still served. qpidd refuses
+// connections beyond its max-connections (500 by default): the refusal is shown,
+// then qpidd is measured again with max-connections raised above --conns.
 func probeConns(ctx context.Context, e *env, name string) *result {
 	r := &result{}
 	t, err := e.starter.start(name, "")
@@ -20,18 +23,70 @@ func probeConns(ctx context.Context, e *env, name string) *result {
 		r.err = err
 		return r
 	}
+	c := connsOnce(ctx, e, t)
+	t.stop()
+	if c.err != nil || c.refused == "" || name != qpidd {
+		c.report(r, "")
+		return r
+	}
+	r.add(txt("default configuration", c.refused))
+	extra := fmt.Sprintf("max-connections=%d\n", e.cfg.conns+100)
+	e.logf("  %s again with %s", name, strings.TrimSpace(extra))
+	t, err = e.starter.startReal(name, extra)
+	if err != nil {
+		r.err = err
+		return r
+	}
 	defer t.stop()
+	connsOnce(ctx, e, t).report(r, strings.TrimSpace(extra))
+	return r
+}
+
+type connsRun struct {
+	n          int
+	took       time.Duration
+	rss0, rss1 int
+	refused    string
+	fresh      string
+	err        error
+}
+
+func (c *connsRun) report(r *result, config string) {
+	if c.err != nil {
+		r.err = c.err
+		return
+	}
+	if config != "" {
+		r.add(txt("configuration", config))
+	}
+	r.add(
+		num("idle connections open", float64(c.n), ""),
+		num("time to open them", c.took.Seconds(), "s"),
+		num("RSS before", mib(c.rss0), "MiB"),
+		num("RSS with them open", mib(c.rss1), "MiB"),
+	)
+	if c.n > 0 {
+		r.add(cmp(num("RSS per connection", float64(c.rss1-c.rss0)/float64(c.n), "KiB")))
+	}
+	if c.refused != "" {
+		r.add(txt("refused", c.refused))
+	}
+	r.add(txt("a fresh client's round trip", c.fresh))
+}
+
+func connsOnce(ctx context.Context, e *env, t *target) *connsRun {
+	c := &connsRun{}
 	address := anycast + "conns"
-	if !isRouter(name) {
+	if !isRouter(t.name) {
 		address = "unicast.reliability-conns"
 	}
 	// One round trip first, so that what the first client costs is not counted.
 	if _, err := roundTrip(ctx, t.url(), address); err != nil {
-		r.err = fmt.Errorf("first round trip: %w", err)
-		return r
+		c.err = fmt.Errorf("first round trip: %w", err)
+		return c
 	}
 	time.Sleep(time.Second)
-	rss0, _ := t.rssKiB()
+	c.rss0, _ = t.rssKiB()
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -43,36 +98,29 @@ func probeConns(ctx context.Context, e *env, name string) *result {
 		if ctx.Err() != nil {
 			break
 		}
-		c, err := frameclient.OpenIdle(t.addr)
+		nc, err := frameclient.OpenIdle(t.addr)
 		if err != nil {
-			r.err = fmt.Errorf("connection %d: %w", i+1, err)
+			// A limit of the intermediary's: a figure, not a failure of the probe.
+			c.refused = fmt.Sprintf("connection %d refused: %s", i+1, short(err))
+			e.logf("  %s: %s", t.name, c.refused)
 			break
 		}
-		conns = append(conns, c)
+		conns = append(conns, nc)
 		if (i+1)%1000 == 0 {
-			e.logf("  %s: %d connections open", name, i+1)
+			e.logf("  %s: %d connections open", t.name, i+1)
 		}
 	}
-	took := time.Since(start)
+	c.took = time.Since(start)
+	c.n = len(conns)
 	time.Sleep(time.Second)
-	rss1, _ := t.rssKiB()
-	n := len(conns)
-	r.add(
-		num("idle connections open", float64(n), ""),
-		num("time to open them", took.Seconds(), "s"),
-		num("RSS before", mib(rss0), "MiB"),
-		num("RSS with them open", mib(rss1), "MiB"),
-	)
-	if n > 0 {
-		r.add(num("RSS per connection", float64(rss1-rss0)/float64(n), "KiB"))
-	}
+	c.rss1, _ = t.rssKiB()
 	rt, err := roundTrip(ctx, t.url(), address)
 	if err != nil {
-		r.add(txt("a fresh client's round trip", "failed: "+errString(err)))
+		c.fresh = "failed: " + errString(err)
 	} else {
-		r.add(txt("a fresh client's round trip", fmt.Sprintf("served (%.0f ms, connect included)", float64(rt.Microseconds())/1000)))
+		c.fresh = fmt.Sprintf("served (%.0f ms, connect included)", float64(rt.Microseconds())/1000)
 	}
-	return r
+	return c
 }
 
 // roundTrip connects, attaches a receiver and a sender to address, sends one message

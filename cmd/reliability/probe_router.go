@@ -208,8 +208,9 @@ wait:
 	}
 	r.add(
 		num("RSS before", mib(rss0), "MiB"),
-		num("RSS peak during flood", mib(peak), "MiB"),
-		num("RSS at end of flood", mib(samples[len(samples)-1]), "MiB"),
+		cmp(num("RSS peak during flood", mib(peak), "MiB")),
+		cmp(num("RSS at end of flood", mib(samples[len(samples)-1]), "MiB")),
+		cmp(num("RSS growth (peak − before)", mib(peak-rss0), "MiB")),
 		txt("RSS over time", series(samples, e.cfg.sample)),
 		num("messages sent (pre-settled)", float64(sent), ""),
 		num("delivered to the consumer once it read", float64(got), ""),

@@ -14,12 +14,19 @@ type measure struct {
 	value float64
 	unit  string
 	text  string
+	cmp   bool // fake/real is worth showing
 }
 
 func num(name string, v float64, unit string) measure {
 	return measure{name: name, value: v, unit: unit}
 }
 func txt(name, s string) measure { return measure{name: name, text: s, value: math.NaN()} }
+
+// cmp marks a figure whose ratio fake/real means something.
+func cmp(m measure) measure {
+	m.cmp = true
+	return m
+}
 
 func (m measure) String() string {
 	if m.text != "" || math.IsNaN(m.value) {
@@ -119,7 +126,8 @@ func writeMarkdown(w io.Writer, rs []*result) {
 	}
 }
 
-// ratioPairs returns the indexes of (fake, real) columns present in cols.
+// ratioPairs returns the indexes of (fake, real) columns present in cols, for the
+// figures marked cmp.
 func ratioPairs(cols []*result) [][2]int {
 	var out [][2]int
 	for i, c := range cols {
@@ -139,7 +147,7 @@ func ratioPairs(cols []*result) [][2]int {
 func ratio(a, b *result, name string) string {
 	x, ok1 := a.get(name)
 	y, ok2 := b.get(name)
-	if !ok1 || !ok2 || x.text != "" || y.text != "" || math.IsNaN(x.value) || math.IsNaN(y.value) || y.value == 0 || x.unit != y.unit {
+	if !ok1 || !ok2 || !x.cmp || !y.cmp || x.text != "" || y.text != "" || math.IsNaN(x.value) || math.IsNaN(y.value) || y.value == 0 || x.unit != y.unit {
 		return ""
 	}
 	return fmt.Sprintf("%.2f", x.value/y.value)

@@ -79,15 +79,20 @@ func (s *starter) start(name, brokerDir string) (*target, error) {
 		}
 		return s.serve(name, args...)
 	case qdrouterd, qpidd:
-		p, err := realpeer.Start(realpeer.Program(name), nil)
-		if err != nil {
-			return nil, err
-		}
-		pid := p.Pid()
-		kill := func() error { return p.Close() }
-		return &target{name: name, addr: p.Addr(), pid: pid, stop: kill, kill: kill}, nil
+		return s.startReal(name, "")
 	}
 	return nil, fmt.Errorf("unknown intermediary %q", name)
+}
+
+// startReal starts qdrouterd or qpidd with the deployment guide's configuration and
+// extra lines at its end.
+func (s *starter) startReal(name, extra string) (*target, error) {
+	p, err := realpeer.Start(realpeer.Program(name), &realpeer.Options{Config: realpeer.Program(name).DefaultConfig() + extra})
+	if err != nil {
+		return nil, err
+	}
+	kill := func() error { return p.Close() }
+	return &target{name: name, addr: p.Addr(), pid: p.Pid(), stop: kill, kill: kill}, nil
 }
 
 // available reports why the named intermediary cannot be started, or nil.
@@ -151,5 +156,13 @@ func (s *starter) serve(name string, args ...string) (*target, error) {
 			return waitGone()
 		}
 	}
-	return &target{name: name, addr: addr, pid: cmd.Process.Pid, stop: signal(syscall.SIGTERM), kill: signal(syscall.SIGKILL)}, nil
+	kill := signal(syscall.SIGKILL)
+	stop := func() error {
+		if err := signal(syscall.SIGTERM)(); err != nil {
+			_ = kill()
+			return err
+		}
+		return nil
+	}
+	return &target{name: name, addr: addr, pid: cmd.Process.Pid, stop: stop, kill: kill}, nil
 }
