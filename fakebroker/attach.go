@@ -242,7 +242,9 @@ func (b *Broker) attachConsumerLocked(l *engine.Link) error {
 		if n, err = b.resolveLocked(src.Address, src.Capabilities); err != nil {
 			return err
 		}
-		limits = b.onDemandLimitsLocked(n, fresh, src.Capabilities, src.DynamicNodeProperties)
+		if limits, err = b.onDemandLimitsLocked(n, fresh, src.Capabilities, src.DynamicNodeProperties); err != nil {
+			return err
+		}
 	}
 	answer := &wire.Source{Address: n.name, ExpiryPolicy: wire.TerminusExpiryPolicySessionEnd,
 		Capabilities: answerCaps(src.Capabilities, n.kind), DynamicNodeProperties: withLimits(nodeProperties(src.DynamicNodeProperties, n), limits)}
@@ -346,7 +348,9 @@ func (b *Broker) attachSenderLocked(l *engine.Link) error {
 		}
 		s.node = n
 		answer.Capabilities = answerCaps(tgt.Capabilities, n.kind)
-		limits = b.onDemandLimitsLocked(n, fresh, tgt.Capabilities, tgt.DynamicNodeProperties)
+		if limits, err = b.onDemandLimitsLocked(n, fresh, tgt.Capabilities, tgt.DynamicNodeProperties); err != nil {
+			return err
+		}
 	}
 	if n := s.node; n != nil {
 		answer.Address = n.name

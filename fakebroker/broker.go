@@ -90,7 +90,9 @@
 //     settled included; Options.MaxDepth adds a count limit (qpid.max_count) and
 //     Options.QueueLimits other limits by pattern. A create-on-demand attach that
 //     creates a queue takes qpid.max_count, qpid.max_size and the qpid.flow_* limits
-//     from the terminus's dynamic-node-properties and echoes them. A message that
+//     from the terminus's dynamic-node-properties and echoes them (flow thresholds
+//     that contradict each other or the limit refuse the attach with
+//     amqp:internal-error "invalid-argument: ..." in qpidd's words). A message that
 //     would take a queue beyond a limit is not stored nor answered: its sender's link
 //     (anonymous relay links too) is detached with amqp:precondition-failed
 //     "resource-limit-exceeded: Maximum depth exceeded on QUEUE: current=[count: N,

@@ -42,7 +42,10 @@ import (
 //     qpid.max_count, qpid.max_size, qpid.flow_stop_count, qpid.flow_stop_size,
 //     qpid.flow_resume_count and qpid.flow_resume_size from the terminus's
 //     dynamic-node-properties, and the answer echoes them; a queue made by a pattern
-//     has the broker's defaults.
+//     has the broker's defaults. A resume threshold above its stop threshold, or a
+//     stop threshold above its limit, refuses the attach (no terminus, then a detach
+//     with amqp:internal-error "invalid-argument: Queue "NAME": qpid.flow_... must
+//     be ...").
 
 // DefaultQueueLimit is qpidd's default-queue-limit: the bytes a queue holds at most
 // unless configured otherwise, 100 MiB.
@@ -138,13 +141,15 @@ rules:
 			}
 		}
 	}
-	b.applyLimitsLocked(n, max(size, 0), max(count, 0), nil)
+	_ = b.applyLimitsLocked(n, max(size, 0), max(count, 0), nil) // the ratios are valid
 }
 
 // applyLimitsLocked sets n's limits as qpid-cpp's QueueFlowLimit::createLimit does:
 // the thresholds are the broker's ratios of the limits (of the default queue limit
-// for a queue without a size limit), and props (node properties) override any.
-func (b *Broker) applyLimitsLocked(n *node, size, count int64, props map[wire.Symbol]int64) {
+// for a queue without a size limit), and props (node properties) override any. Flow
+// thresholds that contradict each other or the limit are refused, as qpidd refuses
+// them (n keeps its limits).
+func (b *Broker) applyLimitsLocked(n *node, size, count int64, props map[wire.Symbol]int64) error {
 	if v, ok := props[propMaxSize]; ok && v > 0 {
 		size = v
 	}
@@ -171,13 +176,41 @@ func (b *Broker) applyLimitsLocked(n *node, size, count int64, props map[wire.Sy
 	if v, ok := props[propFlowResumeSize]; ok {
 		l.resumeSize = max(v, 0)
 	}
-	if l.resumeCount == 0 || l.resumeCount > l.stopCount {
+	if l.stopCount > 0 || l.stopSize > 0 {
+		if err := validateFlow(n.name, "count", int64(l.maxCount), int64(l.stopCount), int64(l.resumeCount)); err != nil {
+			return err
+		}
+		if err := validateFlow(n.name, "size", flowSize, l.stopSize, l.resumeSize); err != nil {
+			return err
+		}
+	}
+	if l.resumeCount == 0 {
 		l.resumeCount = l.stopCount
 	}
-	if l.resumeSize == 0 || l.resumeSize > l.stopSize {
+	if l.resumeSize == 0 {
 		l.resumeSize = l.stopSize
 	}
 	n.limits = l
+	return nil
+}
+
+// validateFlow checks a queue's flow thresholds of one kind (count or size) against
+// each other and the limit, in qpid-cpp's words (QueueFlowLimit.cpp validateFlowConfig);
+// qpidd refuses the attach that asks for them with amqp:internal-error.
+func validateFlow(queue, kind string, limit, stop, resume int64) *wire.Error {
+	if stop == 0 {
+		return nil
+	}
+	var msg string
+	switch {
+	case resume > stop:
+		msg = fmt.Sprintf("qpid.flow_resume_%s=%d must be less or equal to qpid.flow_stop_%s=%d", kind, resume, kind, stop)
+	case limit != 0 && limit < stop:
+		msg = fmt.Sprintf("qpid.flow_stop_%s=%d must be less than qpid.max_%s=%d", kind, stop, kind, limit)
+	default:
+		return nil
+	}
+	return &wire.Error{Condition: wire.ErrCondInternalError, Description: fmt.Sprintf("invalid-argument: Queue %q: %s", queue, msg)}
 }
 
 // limitProperties reads the limit properties of dynamic-node-properties; nil when
@@ -238,20 +271,31 @@ func (b *Broker) absentLocked(addr string) bool {
 // onDemandLimitsLocked applies the limit properties of a terminus with the
 // create-on-demand capability to the queue its attach created (fresh; an existing
 // queue keeps its limits, as in qpidd), and returns the properties to echo in the
-// answer (nil for none).
-func (b *Broker) onDemandLimitsLocked(n *node, fresh bool, caps []wire.Symbol, props wire.Fields) wire.Fields {
+// answer (nil for none). Contradictory flow thresholds refuse the attach, and the
+// queue is not made.
+func (b *Broker) onDemandLimitsLocked(n *node, fresh bool, caps []wire.Symbol, props wire.Fields) (wire.Fields, error) {
 	lp := limitProperties(props)
 	if !fresh || n.kind != Queue || len(lp) == 0 || !hasCap(caps, capCreateOnDemand) {
-		return nil
+		return nil, nil
 	}
-	b.applyLimitsLocked(n, n.limits.maxSize, int64(n.limits.maxCount), lp)
+	if err := b.applyLimitsLocked(n, n.limits.maxSize, int64(n.limits.maxCount), lp); err != nil {
+		if n.users() == 0 && n.depth() == 0 {
+			if n.counts == (Counts{}) {
+				delete(b.nodes, n.name)
+			} else {
+				n.retired = true // as it was
+			}
+			b.notifyLocked()
+		}
+		return nil, err
+	}
 	out := wire.Fields{}
 	for _, k := range limitProps {
 		if v, ok := props[k]; ok {
 			out[k] = v
 		}
 	}
-	return out
+	return out, nil
 }
 
 // withLimits adds the echoed limit properties to an answer's

@@ -440,3 +440,31 @@ func TestMemoryCeiling(t *testing.T) {
 	t.Logf("held %d bytes in two queues of limit %d; heap grew %d bytes during a flood of %d", held, limit, growth, 2*flood)
 	require.Less(t, growth, int64(4*2*limit), "the heap stays within four times the two queues' limits")
 }
+
+// Flow thresholds that contradict each other or the limit refuse the attach as qpidd
+// refuses it: no terminus, then a detach with amqp:internal-error in qpid-cpp's words;
+// the queue is not kept.
+func TestContradictoryFlowThresholdsRefused(t *testing.T) {
+	b := fakebroker.RunT(t, nil)
+	c := dialLimit(t, b.Addr())
+	for i, tc := range []struct {
+		props wire.Fields
+		want  string
+	}{
+		{wire.Fields{"qpid.max_count": int64(5), "qpid.flow_stop_count": int64(2), "qpid.flow_resume_count": int64(4)},
+			"qpid.flow_resume_count=4 must be less or equal to qpid.flow_stop_count=2"},
+		{wire.Fields{"qpid.max_count": int64(5), "qpid.flow_stop_count": int64(6)},
+			"qpid.flow_stop_count=6 must be less than qpid.max_count=5"},
+		{wire.Fields{"qpid.max_size": int64(1000), "qpid.flow_stop_size": int64(900), "qpid.flow_resume_size": int64(950)},
+			"qpid.flow_resume_size=950 must be less or equal to qpid.flow_stop_size=900"},
+	} {
+		addr := fmt.Sprint("limitq.bad-", i)
+		answer := c.attachSender(uint32(i), &wire.Target{Address: addr, Capabilities: []wire.Symbol{"create-on-demand"}, DynamicNodeProperties: tc.props})
+		require.Nil(t, answer.Target, "refused: no terminus")
+		_, detach := c.answers()
+		require.NotNil(t, detach)
+		require.Equal(t, &wire.Error{Condition: wire.ErrCondInternalError, Description: `invalid-argument: Queue "` + addr + `": ` + tc.want}, detach.Error)
+		_, ok := b.Node(addr)
+		require.False(t, ok, "the queue is not kept")
+	}
+}
