@@ -58,8 +58,8 @@ func begin() *wire.Begin {
 	return &wire.Begin{NextOutgoingID: 0, IncomingWindow: 100, OutgoingWindow: 100}
 }
 
-func sendAttach(h uint32, address string) *wire.Attach {
-	return &wire.Attach{Name: fmt.Sprintf("bad-%d", h), Handle: h, Role: wire.RoleSender, Source: &wire.Source{}, Target: &wire.Target{Address: address}}
+func sendAttach(name string, h uint32, address string) *wire.Attach {
+	return &wire.Attach{Name: name, Handle: h, Role: wire.RoleSender, Source: &wire.Source{}, Target: &wire.Target{Address: address}}
 }
 
 var badKinds = []badKind{
@@ -106,8 +106,8 @@ var badKinds = []badKind{
 	{"second-open", afterBegin, func(string) []byte { return frame(0, &wire.Open{ContainerID: "bad"}) }},
 	{"first-frame-not-open (begin)", afterHeader, func(string) []byte { return frame(0, begin()) }},
 	{"first-frame-undecodable", afterHeader, func(string) []byte { return bodyFrame(wire.FrameAMQP, 0, []byte{0x00, 0x53, 0x10, 0xd0, 0xff}) }},
-	{"attach-on-used-handle", afterBegin, func(a string) []byte {
-		return append(frame(0, sendAttach(7, a)), frame(0, sendAttach(7, a))...)
+	{"attach-on-used-handle (two link names)", afterBegin, func(a string) []byte {
+		return append(frame(0, sendAttach("bad-1", 7, a)), frame(0, sendAttach("bad-2", 7, a))...)
 	}},
 	{"transfer-on-unattached-handle", afterBegin, func(string) []byte {
 		b, _ := wire.AppendFrame(nil, wire.FrameAMQP, 0, &wire.Transfer{Handle: 9, DeliveryID: u32(0), DeliveryTag: []byte{1}, MessageFormat: u32(0), Settled: true}, []byte{0x00, 0x53, 0x77, 0xa1, 0x01, 'x'})
