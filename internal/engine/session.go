@@ -578,12 +578,15 @@ func (s *session) handleDetach(dt *wire.Detach) error {
 	delete(s.byLocal, l.local)
 	s.handleHint = min(s.handleHint, l.local)
 	l.peerDetached, l.peerClosed = true, dt.Closed
-	if !l.detachSent {
+	// The answer is written once the handler has heard the link go (below): a client
+	// that sees its detach answered finds the intermediary past it (a queue retired,
+	// a subscription freed), as it does with qpidd and qdrouterd.
+	answer := !l.detachSent
+	if answer {
 		if c.srv.opts.SettleOnDetach {
 			s.settleSentLocked(l)
 		}
 		l.detachSent = true
-		c.writeLocked(s.local, &wire.Detach{Handle: l.local, Closed: dt.Closed}, nil)
 	}
 	notify := l.accepted && !l.gone
 	l.gone = true
@@ -604,6 +607,11 @@ func (s *session) handleDetach(dt *wire.Detach) error {
 			err = &wire.Error{Condition: wire.ErrCondDetachForced, Description: "detached by the client"}
 		}
 		c.h.LinkDetached(l, err)
+	}
+	if answer {
+		c.mu.Lock()
+		c.writeLocked(s.local, &wire.Detach{Handle: l.local, Closed: dt.Closed}, nil)
+		c.mu.Unlock()
 	}
 	return nil
 }
