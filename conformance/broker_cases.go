@@ -15,7 +15,7 @@ import (
 // in cases.go; Run runs them all alike. They hold for qpidd 1.39.0 as the deployment
 // guide configures it (auth=no; queue-patterns exclusive and unicast; topic-patterns
 // broadcast), each checked against the real program.
-var brokerCases = map[string]func(t T, h *Harness){
+var brokerCases = map[string]func(t testingT, h *Harness){
 	"BrokerSASLMechanisms":                 brokerSASLMechanisms,
 	"BrokerOpenAnswer":                     brokerOpenAnswer,
 	"BrokerIdleTimeoutMirrored":            brokerIdleTimeoutMirrored,
@@ -38,7 +38,7 @@ var brokerCases = map[string]func(t T, h *Harness){
 
 // brokerSASLMechanisms: qpidd with auth=no offers ANONYMOUS and PLAIN, in that order,
 // and takes PLAIN with any user name and password.
-func brokerSASLMechanisms(t T, h *Harness) {
+func brokerSASLMechanisms(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	mechs, outcome := saslExchange(t, h, "PLAIN", []byte("\x00conformance\x00made-up"))
 	if want := []wire.Symbol{"ANONYMOUS", "PLAIN"}; !slices.Equal(mechs.SASLServerMechanisms, want) {
@@ -58,7 +58,7 @@ var uuidString = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 // (the same on every connection), max-frame-size 4294967295 whatever the client's,
 // channel-max the lower of 32767 and the client's, and properties product qpid-cpp,
 // version, platform and host.
-func brokerOpenAnswer(t T, h *Harness) {
+func brokerOpenAnswer(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	o := openFrames(t, h, &wire.Open{ContainerID: "conformance-" + randomHex(), MaxFrameSize: 65536, ChannelMax: 65535}).open
 	if !uuidString.MatchString(o.ContainerID) {
@@ -90,7 +90,7 @@ func brokerOpenAnswer(t T, h *Harness) {
 // brokerIdleTimeoutMirrored: qpidd announces the idle time-out its client announces
 // (it takes twice the client's as its own threshold), and none to a client that
 // announces none.
-func brokerIdleTimeoutMirrored(t T, h *Harness) {
+func brokerIdleTimeoutMirrored(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	for _, idle := range []uint32{0, 5000, 60000} {
 		o := openFrames(t, h, &wire.Open{ContainerID: "conformance-" + randomHex(), MaxFrameSize: 65536, ChannelMax: 15, IdleTimeOut: idle}).open
@@ -104,7 +104,7 @@ func brokerIdleTimeoutMirrored(t T, h *Harness) {
 // client's: the node's side has the node's address, the capabilities asked for that
 // the node has, a queue source distribution-mode move, and otherwise the defaults;
 // the other side is an empty terminus (address "").
-func brokerAnswersOwnTerminus(t T, h *Harness) {
+func brokerAnswersOwnTerminus(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("terminus")
 	c := connectFrames(t, h)
@@ -125,7 +125,7 @@ func brokerAnswersOwnTerminus(t T, h *Harness) {
 
 // checkSource compares a source with want, the defaults (durable none, expiry-policy
 // session-end, timeout 0) implied.
-func checkSource(t T, what string, got, want *wire.Source) {
+func checkSource(t testingT, what string, got, want *wire.Source) {
 	t.Helper()
 	if got == nil {
 		t.Errorf("%s is null, want %+v", what, *want)
@@ -140,7 +140,7 @@ func checkSource(t T, what string, got, want *wire.Source) {
 }
 
 // checkTarget compares a target with want, as checkSource does.
-func checkTarget(t T, what string, got, want *wire.Target) {
+func checkTarget(t testingT, what string, got, want *wire.Target) {
 	t.Helper()
 	if got == nil {
 		t.Errorf("%s is null, want %+v", what, *want)
@@ -163,7 +163,7 @@ const legacyTopicFilter = uint64(0x0000468C00000001)
 // brokerTopicSourceFilter: a receiver on a topic gets the subscription's binding back
 // as a filter, {default-subject-filter: legacy-amqp-topic-binding "#"}, and no
 // distribution-mode; a topic echoes the topic capability, not queue.
-func brokerTopicSourceFilter(t T, h *Harness) {
+func brokerTopicSourceFilter(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, Multicast)
 	addr := h.topic("filter")
@@ -188,7 +188,7 @@ func brokerTopicSourceFilter(t T, h *Harness) {
 // brokerRefusesNullTerminus: a sending link with a null target, and a receiving link
 // with a null source or one with neither address nor dynamic, are refused with
 // amqp:precondition-failed, the node's side null and the other an empty terminus.
-func brokerRefusesNullTerminus(t T, h *Harness) {
+func brokerRefusesNullTerminus(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	c := connectFrames(t, h)
 	peer, d := c.refused(&wire.Attach{Role: wire.RoleSender, SndSettleMode: wire.SenderSettleModeMixed, InitialDeliveryCount: u32(0),
@@ -210,7 +210,7 @@ func brokerRefusesNullTerminus(t T, h *Harness) {
 }
 
 // checkRefusal checks the detach that follows a refused attach.
-func checkRefusal(t T, what string, d *wire.Detach, cond wire.ErrCond, desc string) {
+func checkRefusal(t testingT, what string, d *wire.Detach, cond wire.ErrCond, desc string) {
 	t.Helper()
 	if !d.Closed || d.Error == nil || d.Error.Condition != cond || d.Error.Description != desc {
 		t.Errorf("%s: detach closed=%v error %v, want closed with %s %q", what, d.Closed, d.Error, cond, desc)
@@ -220,7 +220,7 @@ func checkRefusal(t T, what string, d *wire.Detach, cond wire.ErrCond, desc stri
 // brokerNodeNotFound: an address that names no node and that no pattern matches, and
 // $management (qpidd has no AMQP management node), are refused amqp:not-found "Node
 // not found: <address>", for senders and receivers alike.
-func brokerNodeNotFound(t T, h *Harness) {
+func brokerNodeNotFound(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	c := connectFrames(t, h)
 	for _, addr := range []string{uniqueName("conformance-no-node"), "$management"} {
@@ -243,7 +243,7 @@ func brokerNodeNotFound(t T, h *Harness) {
 // <container-id>_<link-name>, answered with dynamic false (the source with
 // distribution-mode move); the sender to a dynamic target gets credit 500. Once the
 // dynamic receiver detaches its node is gone: a sender to it is refused amqp:not-found.
-func brokerDynamicNodes(t T, h *Harness) {
+func brokerDynamicNodes(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, DynamicSource)
 	cid := "conformance-" + randomHex()
@@ -273,7 +273,7 @@ func brokerDynamicNodes(t T, h *Harness) {
 // brokerDynamicNodeKeptWhileUsed: a dynamic node lives as long as any link uses it
 // (qpidd's delete-if-unused), not only its creator: after the dynamic receiver
 // detaches, another receiver of the same node still gets what a sender sends there.
-func brokerDynamicNodeKeptWhileUsed(t T, h *Harness) {
+func brokerDynamicNodeKeptWhileUsed(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, DynamicSource)
 	owner := connectFrames(t, h)
@@ -309,7 +309,7 @@ func brokerDynamicNodeKeptWhileUsed(t T, h *Harness) {
 
 // collectOutcomes reads dispositions (single or ranges) until every delivery-id in ids
 // has a settled outcome, and returns them by id.
-func collectOutcomes(t T, c *frames, ids ...uint32) map[uint32]wire.DeliveryState {
+func collectOutcomes(t testingT, c *frames, ids ...uint32) map[uint32]wire.DeliveryState {
 	t.Helper()
 	out := map[uint32]wire.DeliveryState{}
 	for len(out) < len(ids) {
@@ -329,7 +329,7 @@ func collectOutcomes(t T, c *frames, ids ...uint32) map[uint32]wire.DeliveryStat
 
 // anonymousSender attaches a sender with an empty target (address null: the anonymous
 // relay) and waits for its credit.
-func anonymousSender(t T, c *frames) uint32 {
+func anonymousSender(t testingT, c *frames) uint32 {
 	t.Helper()
 	handle := c.next
 	peer := c.attach(&wire.Attach{Role: wire.RoleSender, SndSettleMode: wire.SenderSettleModeMixed, InitialDeliveryCount: u32(0),
@@ -355,7 +355,7 @@ func toMessage(to, body string) *wire.Message {
 // link. One whose to names an existing queue is stored there; one whose to names no
 // node, names a queue no link has made yet (the relay creates no node by pattern), or
 // that has no to, is dropped.
-func brokerAnonymousRelayAcceptsAll(t T, h *Harness) {
+func brokerAnonymousRelayAcceptsAll(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, AnonymousRelay)
 	kept, fresh := h.queue("relay-kept"), h.queue("relay-fresh")
@@ -390,7 +390,7 @@ func brokerAnonymousRelayAcceptsAll(t T, h *Harness) {
 // once no link uses it and it holds no message (qpidd's delete-if-unused-and-empty):
 // a message relayed to it afterwards is dropped, and a receiver attaching later gets
 // nothing.
-func brokerQueueGoesWhenUnusedAndEmpty(t T, h *Harness) {
+func brokerQueueGoesWhenUnusedAndEmpty(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, AnonymousRelay)
 	addr := h.queue("unused")
@@ -418,7 +418,7 @@ var qpiddHeader = []byte{0x00, 0x53, 0x70, 0xc0, 0x06, 0x04, 0x42, 0x50, 0x04, 0
 // the ttl that remains, first-acquirer true and delivery-count 0 on a first delivery
 // (whatever the sender put there), durable as sent; a message without a header gets
 // one.
-func brokerHeaderOnDelivery(t T, h *Harness) {
+func brokerHeaderOnDelivery(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("header")
 	s := connectFrames(t, h)
@@ -460,7 +460,7 @@ func ptrU8(p *uint8) any {
 }
 
 // wantHeader checks a delivery's delivery-count and first-acquirer.
-func wantHeader(t T, what string, m *wire.Message, count uint32, first bool) {
+func wantHeader(t testingT, what string, m *wire.Message, count uint32, first bool) {
 	t.Helper()
 	if m.Header == nil {
 		t.Errorf("%s: no header", what)
@@ -476,7 +476,7 @@ func wantHeader(t T, what string, m *wire.Message, count uint32, first bool) {
 // (delivery-count 0, first-acquirer true); modified with delivery-failed counts one,
 // and first-acquirer is false from then on; a consumer that detaches holding it
 // unsettled counts one more.
-func brokerRedeliveryHeader(t T, h *Harness) {
+func brokerRedeliveryHeader(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, Redelivery)
 	addr := h.queue("redelivery")
@@ -518,7 +518,7 @@ func brokerRedeliveryHeader(t T, h *Harness) {
 // brokerTopicCopiesSettled: qpidd sends a topic subscriber its copies settled unless
 // the subscriber's link asked for snd-settle-mode unsettled, each with a header of a
 // first delivery; the sender's unsettled delivery is accepted.
-func brokerTopicCopiesSettled(t T, h *Harness) {
+func brokerTopicCopiesSettled(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, Multicast)
 	addr := h.topic("copies")
@@ -554,7 +554,7 @@ func brokerTopicCopiesSettled(t T, h *Harness) {
 // connection (closed without detaching the link): what the topic gets meanwhile waits
 // for the same container-id and link name to attach again. Other subscriptions go
 // with their connection. Any subscription goes when its link is detached.
-func brokerSubscriptionOutlivesConnection(t T, h *Harness) {
+func brokerSubscriptionOutlivesConnection(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, Multicast)
 	addr := h.topic("outlives")
@@ -635,7 +635,7 @@ func brokerSubscriptionOutlivesConnection(t T, h *Harness) {
 // <container-id>_<link-name> that one consumer holds: a second link of that name from
 // the same container-id is refused while the first is attached (qpidd: amqp:internal-
 // error, resource-locked).
-func brokerSubscriptionNameInUse(t T, h *Harness) {
+func brokerSubscriptionNameInUse(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, Multicast)
 	addr := h.topic("in-use")
@@ -659,7 +659,7 @@ func brokerSubscriptionNameInUse(t T, h *Harness) {
 
 // brokerSenderCreditToppedUp: qpidd tops a sender's credit back up to 500 after every
 // batch of deliveries it reads, before it settles them: the flow comes first.
-func brokerSenderCreditToppedUp(t T, h *Harness) {
+func brokerSenderCreditToppedUp(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("top-up")
 	c := connectFrames(t, h)
@@ -691,7 +691,7 @@ func brokerSenderCreditToppedUp(t T, h *Harness) {
 // brokerSettlesOnDetach: when a consumer detaches holding deliveries unsettled, qpidd
 // settles each of them (a disposition settled, without state) before it answers the
 // detach (Qpid Proton freeing the link); the messages go back to the queue.
-func brokerSettlesOnDetach(t T, h *Harness) {
+func brokerSettlesOnDetach(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("settle-on-detach")
 	s := connectFrames(t, h)

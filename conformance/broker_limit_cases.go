@@ -15,14 +15,14 @@ import (
 // client, whatever its configuration: the node properties qpid.max_size and
 // qpid.max_count of a sender's target with the create-on-demand capability, on a queue
 // that the attach creates.
-var brokerLimitCases = map[string]func(t T, h *Harness){
+var brokerLimitCases = map[string]func(t testingT, h *Harness){
 	"BrokerQueueSizeLimit":  brokerQueueSizeLimit,
 	"BrokerQueueCountLimit": brokerQueueCountLimit,
 }
 
 // limitedSender attaches a sender to a new queue addr created on demand with the
 // node properties props, and checks that the answer echoes them.
-func limitedSender(t T, c *frames, addr string, props wire.Fields) uint32 {
+func limitedSender(t testingT, c *frames, addr string, props wire.Fields) uint32 {
 	t.Helper()
 	handle := c.next
 	zero := uint32(0)
@@ -46,7 +46,7 @@ func limitedSender(t T, c *frames, addr string, props wire.Fields) uint32 {
 // The broker handles the attach after the transfers, so what it answers them comes
 // before its answer to the attach or in the same write (qpidd writes a read's answers
 // together, attaches first).
-func flood(t T, c *frames, handle uint32, addr string, m *wire.Message, n int) (accepted []uint32, detach *wire.Detach) {
+func flood(t testingT, c *frames, handle uint32, addr string, m *wire.Message, n int) (accepted []uint32, detach *wire.Detach) {
 	t.Helper()
 	if f := c.linkFlow(handle, caseTimeLeft(t)); f == nil || f.LinkCredit == nil || *f.LinkCredit < uint32(n) {
 		t.Fatalf("the sender was granted %+v, want credit for %d messages", f, n)
@@ -124,7 +124,7 @@ func idRange(from, to uint32) []uint32 {
 // checkLimitDetach checks the detach qpidd sends the sender of a message its queue has
 // no room for: closed, amqp:precondition-failed, and a description that begins with
 // want (qpidd ends it with the source location of the check).
-func checkLimitDetach(t T, d *wire.Detach, want string) {
+func checkLimitDetach(t testingT, d *wire.Detach, want string) {
 	t.Helper()
 	if !d.Closed || d.Error == nil || d.Error.Condition != wire.ErrCondPreconditionFailed || !strings.HasPrefix(d.Error.Description, want) {
 		t.Errorf("the sender was detached with closed=%v error %+v, want closed and amqp:precondition-failed %q", d.Closed, d.Error, want)
@@ -139,7 +139,7 @@ func checkLimitDetach(t T, d *wire.Detach, want string) {
 // "resource-limit-exceeded: Maximum depth exceeded on QUEUE: current=[count: 9, size:
 // 9072], max=[size: 10000]". Once a consumer takes the queue below 70%, the withheld
 // outcomes come.
-func brokerQueueSizeLimit(t T, h *Harness) {
+func brokerQueueSizeLimit(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("size-limit")
 	c := connectFrames(t, h)
@@ -179,7 +179,7 @@ func brokerQueueSizeLimit(t T, h *Harness) {
 // 104857600 unless the broker's configuration says otherwise)
 // stops the flow above 4 messages (80% of 5, rounded) and detaches the sender of the
 // 6th, the description naming both limits.
-func brokerQueueCountLimit(t T, h *Harness) {
+func brokerQueueCountLimit(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("count-limit")
 	c := connectFrames(t, h)

@@ -12,7 +12,7 @@ import (
 
 // cases are the suite, by name. Names are stable: harnesses refer to them in
 // Differences.
-var cases = map[string]func(t T, h *Harness){
+var cases = map[string]func(t testingT, h *Harness){
 	"OpenAdvertisesKind":                 openAdvertisesKind,
 	"SendReceiveAccepted":                sendReceiveAccepted,
 	"PreSettledDelivery":                 preSettledDelivery,
@@ -40,7 +40,7 @@ var cases = map[string]func(t T, h *Harness){
 }
 
 func init() {
-	for _, more := range []map[string]func(T, *Harness){brokerCases, routerCases, linkRouteCases, fidelityCases, brokerLimitCases} {
+	for _, more := range []map[string]func(testingT, *Harness){brokerCases, routerCases, linkRouteCases, fidelityCases, brokerLimitCases} {
 		for name, c := range more {
 			if _, dup := cases[name]; dup {
 				panic("conformance: two cases named " + name)
@@ -63,7 +63,7 @@ func CaseNames() []string {
 // openAdvertisesKind: the open frame's product property says what the peer is, as the
 // oslo driver's dynamic addressing reads it: "qpid-cpp" (or nothing) means a broker
 // and legacy addresses, anything else a router and routable addresses.
-func openAdvertisesKind(t T, h *Harness) {
+func openAdvertisesKind(t testingT, h *Harness) {
 	c := connect(t, h)
 	product, present := c.conn.Properties()["product"]
 	legacy := !present || product == "qpid-cpp"
@@ -77,7 +77,7 @@ func openAdvertisesKind(t T, h *Harness) {
 
 // sendReceiveAccepted: an unsettled message reaches a consumer, and the sender's
 // delivery ends accepted.
-func sendReceiveAccepted(t T, h *Harness) {
+func sendReceiveAccepted(t testingT, h *Harness) {
 	addr := h.queue("accepted")
 	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
 	snd := connect(t, h).sender(addr, nil)
@@ -100,7 +100,7 @@ func sendReceiveAccepted(t T, h *Harness) {
 func isAccepted(s amqp.DeliveryState) bool { _, ok := s.(*amqp.StateAccepted); return ok }
 
 // preSettledDelivery: a message sent settled arrives (oslo casts and replies).
-func preSettledDelivery(t T, h *Harness) {
+func preSettledDelivery(t testingT, h *Harness) {
 	addr := h.queue("presettled")
 	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
 	snd := connect(t, h).sender(addr, nil)
@@ -113,7 +113,7 @@ func preSettledDelivery(t T, h *Harness) {
 }
 
 // orderKept: one sender's messages reach one consumer in the order sent.
-func orderKept(t T, h *Harness) {
+func orderKept(t testingT, h *Harness) {
 	const n = 100
 	addr := h.queue("order")
 	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: n})
@@ -154,7 +154,7 @@ func orderKept(t T, h *Harness) {
 }
 
 // multiFrameMessage: a 1 MiB message, larger than any frame, arrives whole.
-func multiFrameMessage(t T, h *Harness) {
+func multiFrameMessage(t testingT, h *Harness) {
 	payload := make([]byte, 1<<20)
 	_, _ = rand.Read(payload)
 	addr := h.queue("large")
@@ -178,7 +178,7 @@ func multiFrameMessage(t T, h *Harness) {
 
 // routerSettlesEndToEnd: a router settles the sender's delivery only when the
 // consumer has settled it (the oslo guide's end-to-end acknowledgement).
-func routerSettlesEndToEnd(t T, h *Harness) {
+func routerSettlesEndToEnd(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("e2e")
 	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
@@ -201,7 +201,7 @@ func routerSettlesEndToEnd(t T, h *Harness) {
 
 // routerGivesNoCreditWithoutConsumer: an anycast sender waits while nobody consumes,
 // and is served once a consumer comes.
-func routerGivesNoCreditWithoutConsumer(t T, h *Harness) {
+func routerGivesNoCreditWithoutConsumer(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("nocredit")
 	snd := connect(t, h).sender(addr, nil)
@@ -231,7 +231,7 @@ func routerGivesNoCreditWithoutConsumer(t T, h *Harness) {
 
 // brokerStoresAndForwards: a broker accepts a message nobody consumes yet and hands
 // it to the consumer that comes later.
-func brokerStoresAndForwards(t T, h *Harness) {
+func brokerStoresAndForwards(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("stored")
 	// The sender's attach makes the queue (qpidd by pattern; RabbitMQ declares a
@@ -254,7 +254,7 @@ func brokerStoresAndForwards(t T, h *Harness) {
 
 // rejectedOutcome: a router passes the consumer's rejected back to the sender; a
 // broker, which accepted the message when storing it, drops it.
-func rejectedOutcome(t T, h *Harness) {
+func rejectedOutcome(t testingT, h *Harness) {
 	addr := h.queue("rejected")
 	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
 	snd := connect(t, h).sender(addr, nil)
@@ -287,7 +287,7 @@ func rejectedOutcome(t T, h *Harness) {
 
 // releasedOutcome: a router passes released back to the sender (oslo re-sends it); a
 // broker puts the message back and delivers it again.
-func releasedOutcome(t T, h *Harness) {
+func releasedOutcome(t testingT, h *Harness) {
 	if h.Kind == Broker {
 		h.needs(t, Redelivery)
 	}
@@ -322,7 +322,7 @@ func releasedOutcome(t T, h *Harness) {
 // consumerLoss: a consumer that goes away holding an unsettled message loses nothing:
 // a router settles the sender's delivery as not delivered (modified or released), a
 // broker gives the message to another consumer.
-func consumerLoss(t T, h *Harness) {
+func consumerLoss(t testingT, h *Harness) {
 	if h.Kind == Broker {
 		h.needs(t, Redelivery)
 	}
@@ -355,7 +355,7 @@ func consumerLoss(t T, h *Harness) {
 
 // competingConsumers: consumers of one queue share its messages, each message to
 // exactly one of them.
-func competingConsumers(t T, h *Harness) {
+func competingConsumers(t testingT, h *Harness) {
 	const n = 20
 	addr := h.queue("competing")
 	rcvs := []*amqp.Receiver{
@@ -404,7 +404,7 @@ func competingConsumers(t T, h *Harness) {
 
 // multicastCopies: every consumer of a multicast address gets every message (oslo
 // fanout).
-func multicastCopies(t T, h *Harness) {
+func multicastCopies(t testingT, h *Harness) {
 	h.needs(t, Multicast)
 	addr := h.topic("fanout")
 	rcvs := []*amqp.Receiver{
@@ -430,7 +430,7 @@ func multicastCopies(t T, h *Harness) {
 // topicDropsWithoutSubscriber: a broker's topic message nobody consumes is gone, not
 // kept for a subscriber that comes later (qpidd's topics). A router gives such a
 // sender no credit at all (multicastSenderWaitsForConsumer).
-func topicDropsWithoutSubscriber(t T, h *Harness) {
+func topicDropsWithoutSubscriber(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	h.needs(t, Multicast)
 	addr := h.topic("dropped")
@@ -444,7 +444,7 @@ func topicDropsWithoutSubscriber(t T, h *Harness) {
 
 // dynamicReplyAddress: a receiver with a dynamic source gets an address named by the
 // intermediary, and a sender to that address reaches it (the oslo reply link).
-func dynamicReplyAddress(t T, h *Harness) {
+func dynamicReplyAddress(t testingT, h *Harness) {
 	h.needs(t, DynamicSource)
 	rcv := connect(t, h).receiver("", &amqp.ReceiverOptions{DynamicAddress: true, Credit: 10})
 	addr := rcv.Address()
@@ -468,7 +468,7 @@ func dynamicReplyAddress(t T, h *Harness) {
 
 // anonymousRelay: a sender with a null target reaches the node its message's to
 // property names.
-func anonymousRelay(t T, h *Harness) {
+func anonymousRelay(t testingT, h *Harness) {
 	h.needs(t, AnonymousRelay)
 	addr := h.queue("relay")
 	rcv := connect(t, h).receiver(addr, &amqp.ReceiverOptions{Credit: 10})
@@ -492,7 +492,7 @@ func anonymousRelay(t T, h *Harness) {
 // modifiedOutcome: modified with delivery-failed is the consumer saying it could not
 // process the message. A router passes it back to the sender (which, as oslo, must
 // not re-send it); a broker delivers it again with its delivery-count raised.
-func modifiedOutcome(t T, h *Harness) {
+func modifiedOutcome(t testingT, h *Harness) {
 	if h.Kind == Broker {
 		h.needs(t, Redelivery)
 	}
@@ -531,7 +531,7 @@ func modifiedOutcome(t T, h *Harness) {
 // idleConnectionKeptAlive: a client that announces an idle time-out and then says
 // nothing for three times as long still has its connection: the intermediary sends
 // empty frames often enough (part 2.4.5).
-func idleConnectionKeptAlive(t T, h *Harness) {
+func idleConnectionKeptAlive(t testingT, h *Harness) {
 	const idle = 500 * time.Millisecond
 	ctx := caseContext(t)
 	conn, err := amqp.Dial(ctx, h.URL, &amqp.ConnOptions{IdleTimeout: idle})
@@ -566,7 +566,7 @@ func idleConnectionKeptAlive(t T, h *Harness) {
 
 // brokerExpiresTTL: a broker drops a stored message whose ttl ran out before a
 // consumer came (qpidd honours the header's ttl; oslo sets it on every call).
-func brokerExpiresTTL(t T, h *Harness) {
+func brokerExpiresTTL(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("ttl")
 	snd := connect(t, h).sender(addr, nil) // makes the queue

@@ -15,16 +15,16 @@ const quietPeriod = 200 * time.Millisecond
 
 // client is one go-amqp connection with one session, closed when the case ends.
 type client struct {
-	t    T
+	t    testingT
 	conn *amqp.Conn
 	sess *amqp.Session
 }
 
 // caseContext is the context of the running case: it ends with the case's time
 // (Harness.Timeout).
-func caseContext(t T) context.Context { return t.Context() }
+func caseContext(t testingT) context.Context { return t.Context() }
 
-func connect(t T, h *Harness) *client {
+func connect(t testingT, h *Harness) *client {
 	t.Helper()
 	ctx := caseContext(t)
 	conn, err := amqp.Dial(ctx, h.URL, nil)
@@ -70,7 +70,7 @@ func text(body string) *amqp.Message { return amqp.NewMessage([]byte(body)) }
 func bodyOf(m *amqp.Message) string { return string(m.GetData()) }
 
 // receiveWithin returns the next message, or nil when none comes within d.
-func receiveWithin(t T, r *amqp.Receiver, d time.Duration) *amqp.Message {
+func receiveWithin(t testingT, r *amqp.Receiver, d time.Duration) *amqp.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(caseContext(t), d)
 	defer cancel()
@@ -85,7 +85,7 @@ func receiveWithin(t T, r *amqp.Receiver, d time.Duration) *amqp.Message {
 }
 
 // mustReceive returns the next message or fails the case.
-func mustReceive(t T, r *amqp.Receiver) *amqp.Message {
+func mustReceive(t testingT, r *amqp.Receiver) *amqp.Message {
 	t.Helper()
 	m, err := r.Receive(caseContext(t), nil)
 	if err != nil {
@@ -95,7 +95,7 @@ func mustReceive(t T, r *amqp.Receiver) *amqp.Message {
 }
 
 // awaitReceipt returns the sender's final delivery state.
-func awaitReceipt(t T, rc amqp.SendReceipt) amqp.DeliveryState {
+func awaitReceipt(t testingT, rc amqp.SendReceipt) amqp.DeliveryState {
 	t.Helper()
 	state, err := rc.Wait(caseContext(t))
 	if err != nil {
@@ -105,7 +105,7 @@ func awaitReceipt(t T, rc amqp.SendReceipt) amqp.DeliveryState {
 }
 
 // settledWithin reports whether the receipt is settled within d.
-func settledWithin(t T, rc amqp.SendReceipt, d time.Duration) bool {
+func settledWithin(t testingT, rc amqp.SendReceipt, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(caseContext(t), d)
 	defer cancel()
 	_, err := rc.Wait(ctx)
@@ -115,7 +115,7 @@ func settledWithin(t T, rc amqp.SendReceipt, d time.Duration) bool {
 // subscribed sends pre-settled probes to a multicast address until every receiver
 // has one, so that a case starts once the intermediary knows all its consumers
 // (qdrouterd propagates addresses asynchronously), and drains the probes.
-func subscribed(t T, snd *amqp.Sender, rcvs ...*amqp.Receiver) {
+func subscribed(t testingT, snd *amqp.Sender, rcvs ...*amqp.Receiver) {
 	t.Helper()
 	have := make([]bool, len(rcvs))
 	for n := 0; ; n++ {

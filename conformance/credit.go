@@ -14,7 +14,7 @@ import (
 // drain set. Written by hand, as one flow carrying credit and drain, because go-amqp
 // may merge an IssueCredit that has not gone out yet into its drain flow with credit 0
 // (see drainWithNoCreditNotAnswered).
-func drainWithCreditEchoed(t T, h *Harness) {
+func drainWithCreditEchoed(t testingT, h *Harness) {
 	c := connectFrames(t, h)
 	handle, _ := c.receiverLink(h.queue("drain"))
 	c.flow(handle, 0, 5, true)
@@ -37,7 +37,7 @@ func drainWithCreditEchoed(t T, h *Harness) {
 // spend, and qdrouterd and qpidd (both on Qpid Proton) send nothing back. A client that
 // waits for an answer waits for ever: go-amqp's DrainCredit does, when it sends its
 // drain before the credit an IssueCredit asked for.
-func drainWithNoCreditNotAnswered(t T, h *Harness) {
+func drainWithNoCreditNotAnswered(t testingT, h *Harness) {
 	c := connectFrames(t, h)
 	handle, _ := c.receiverLink(h.queue("drain-empty"))
 	c.flow(handle, 0, 0, true)
@@ -55,7 +55,7 @@ func ptrString(p *uint32) string {
 }
 
 // caseTimeLeft is what remains of the running case's time.
-func caseTimeLeft(t T) time.Duration {
+func caseTimeLeft(t testingT) time.Duration {
 	if d, ok := caseContext(t).Deadline(); ok {
 		return time.Until(d)
 	}
@@ -73,7 +73,7 @@ func anycast(name string) string {
 // or multicast address until a consumer attaches (qdrouterd 1.10 and later; the older
 // qdrouterd the deployment guide describes gave multicast senders credit and dropped
 // their messages). A broker gives credit on its queues and topics at once.
-func creditWithoutConsumer(t T, h *Harness) {
+func creditWithoutConsumer(t testingT, h *Harness) {
 	c := connectFrames(t, h)
 	addrs := map[string]string{"queue": h.queue("credit-q"), "topic": h.topic("credit-t")}
 	if h.Kind == Router {
@@ -98,7 +98,7 @@ func creditWithoutConsumer(t T, h *Harness) {
 
 // multicastSenderWaitsForConsumer: on a router, a multicast sender with no consumer
 // has no credit, and gets some once a consumer attaches; its message then reaches it.
-func multicastSenderWaitsForConsumer(t T, h *Harness) {
+func multicastSenderWaitsForConsumer(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	h.needs(t, Multicast)
 	addr := h.topic("waits")

@@ -13,7 +13,7 @@ import (
 // (conformance/differential, FINDINGS.md part 1) found them doing otherwise than
 // qdrouterd 1.19.0 and qpidd 1.39.0: an aborted transfer, the fields of an attach
 // answer, a receiver's max-message-size. Each was checked against the real program.
-var fidelityCases = map[string]func(t T, h *Harness){
+var fidelityCases = map[string]func(t testingT, h *Harness){
 	"RouterCreditBackOnAbort":         routerCreditBackOnAbort,
 	"RouterAnswerDropsDefaultOutcome": routerAnswerDropsDefaultOutcome,
 	"ReceiverMaxMessageSizeIgnored":   receiverMaxMessageSizeIgnored,
@@ -70,7 +70,7 @@ func (c *frames) wholeDelivery() (*wire.Transfer, *wire.Message, int) {
 }
 
 // awaitCredit waits for a flow that gives the case's sender handle credit.
-func (c *frames) awaitCredit(t T, handle uint32) {
+func (c *frames) awaitCredit(t testingT, handle uint32) {
 	t.Helper()
 	for {
 		f := c.linkFlow(handle, caseTimeLeft(t))
@@ -87,7 +87,7 @@ func (c *frames) awaitCredit(t T, handle uint32) {
 // with a flow giving the credit back (delivery-count advanced by the aborted delivery,
 // link-credit topped back up to the link capacity, 250); nothing of the aborted
 // delivery reaches the consumer, and the next delivery goes through as usual.
-func routerCreditBackOnAbort(t T, h *Harness) {
+func routerCreditBackOnAbort(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("abort")
 	rc := connectFrames(t, h)
@@ -126,7 +126,7 @@ func routerCreditBackOnAbort(t T, h *Harness) {
 
 // routerAnswerDropsDefaultOutcome: qdrouterd answers a receiver's attach with the
 // source it asked for, outcomes included, but without its default-outcome.
-func routerAnswerDropsDefaultOutcome(t T, h *Harness) {
+func routerAnswerDropsDefaultOutcome(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("default-outcome")
 	c := connectFrames(t, h)
@@ -150,7 +150,7 @@ func routerAnswerDropsDefaultOutcome(t T, h *Harness) {
 // receiverMaxMessageSizeIgnored: a receiver that announces max-message-size 1000 is
 // sent a 2002-byte message anyway, by qdrouterd and qpidd alike (Qpid Proton does not
 // check it), and the answer to its attach announces no limit of their own.
-func receiverMaxMessageSizeIgnored(t T, h *Harness) {
+func receiverMaxMessageSizeIgnored(t testingT, h *Harness) {
 	addr := h.queue("max-message-size")
 	body := bytes.Repeat([]byte("m"), 2002)
 	rc := connectFrames(t, h)
@@ -186,7 +186,7 @@ func receiverMaxMessageSizeIgnored(t T, h *Harness) {
 // of type ulong or symbol..."), at times after settling the next delivery rejected.
 // The fake does not imitate that bug: the case fails on qpidd, a documented
 // difference.
-func brokerDiscardsAbortedDelivery(t T, h *Harness) {
+func brokerDiscardsAbortedDelivery(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("abort")
 	rc := connectFrames(t, h)
@@ -213,7 +213,7 @@ func brokerDiscardsAbortedDelivery(t T, h *Harness) {
 
 // expectOnLink is expect, which says what was awaited when the connection is closed
 // instead (a close frame, or the connection gone).
-func expectOnLink[V wire.Marshaler](t T, c *frames, what string) V {
+func expectOnLink[V wire.Marshaler](t testingT, c *frames, what string) V {
 	t.Helper()
 	v, f, err := frameclient.Expect[V](c.Conn)
 	if err != nil {
@@ -232,7 +232,7 @@ const selectorFilterSymbol = wire.Symbol("apache.org:selector-filter:string")
 // brokerEchoesSelectorFilter: a receiver on a queue whose source has a selector filter
 // gets it back in the answer's source, under the key the client used, with the
 // descriptor as the client wrote it (a symbol, or the code 0x0000468c00000004).
-func brokerEchoesSelectorFilter(t T, h *Harness) {
+func brokerEchoesSelectorFilter(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	c := connectFrames(t, h)
 	for _, f := range []struct {
@@ -265,7 +265,7 @@ func brokerEchoesSelectorFilter(t T, h *Harness) {
 // is a browser: answered copy, it is sent the stored messages without taking them
 // (what it says of them changes nothing), so a consumer that comes after it (answered
 // move) gets them all the same.
-func brokerBrowsesWithCopy(t T, h *Harness) {
+func brokerBrowsesWithCopy(t testingT, h *Harness) {
 	h.needsKind(t, Broker)
 	addr := h.queue("browser")
 	sc := connectFrames(t, h)

@@ -16,7 +16,7 @@ import (
 // one session on channel 0.
 type frames struct {
 	*frameclient.Conn
-	t     T
+	t     testingT
 	open  *wire.Open  // the intermediary's open
 	begin *wire.Begin // and its begin
 	next  uint32      // the next handle to use
@@ -29,7 +29,7 @@ type frames struct {
 
 // connectFrames opens a hand-written connection to h (SASL PLAIN when its URL has
 // credentials, the plain AMQP header otherwise) and begins a session.
-func connectFrames(t T, h *Harness) *frames {
+func connectFrames(t testingT, h *Harness) *frames {
 	t.Helper()
 	c := dialFrames(t, h)
 	b, err := c.Begin(0, &wire.Begin{NextOutgoingID: 0, IncomingWindow: 5000, OutgoingWindow: 5000, HandleMax: 1023})
@@ -41,7 +41,7 @@ func connectFrames(t T, h *Harness) *frames {
 }
 
 // dialFrames connects and exchanges open frames, no session.
-func dialFrames(t T, h *Harness) *frames {
+func dialFrames(t testingT, h *Harness) *frames {
 	t.Helper()
 	u, err := url.Parse(h.URL)
 	if err != nil {
@@ -220,7 +220,7 @@ func u32(v uint32) *uint32 { return &v }
 
 // openFrames connects as dialFrames does but with the client's open o, and begins no
 // session.
-func openFrames(t T, h *Harness, o *wire.Open) *frames {
+func openFrames(t testingT, h *Harness, o *wire.Open) *frames {
 	t.Helper()
 	u, err := url.Parse(h.URL)
 	if err != nil {
@@ -250,7 +250,7 @@ func openFrames(t T, h *Harness, o *wire.Open) *frames {
 }
 
 // connectFramesAs connects as connectFrames does, with the given container-id.
-func connectFramesAs(t T, h *Harness, containerID string) *frames {
+func connectFramesAs(t testingT, h *Harness, containerID string) *frames {
 	t.Helper()
 	c := openFrames(t, h, &wire.Open{ContainerID: containerID, MaxFrameSize: 65536, ChannelMax: 15})
 	b, err := c.Begin(0, &wire.Begin{NextOutgoingID: 0, IncomingWindow: 5000, OutgoingWindow: 5000, HandleMax: 1023})
@@ -263,7 +263,7 @@ func connectFramesAs(t T, h *Harness, containerID string) *frames {
 
 // saslExchange sends the SASL header to h, reads the mechanisms offered and answers
 // with mech and resp; it returns the mechanisms and the outcome.
-func saslExchange(t T, h *Harness, mech wire.Symbol, resp []byte) (*wire.SASLMechanisms, *wire.SASLOutcome) {
+func saslExchange(t testingT, h *Harness, mech wire.Symbol, resp []byte) (*wire.SASLMechanisms, *wire.SASLOutcome) {
 	t.Helper()
 	u, err := url.Parse(h.URL)
 	if err != nil {

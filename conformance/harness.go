@@ -170,7 +170,7 @@ func uniqueName(name string) string {
 }
 
 // needs skips t when h lacks c.
-func (h *Harness) needs(t T, c Capability) {
+func (h *Harness) needs(t testingT, c Capability) {
 	t.Helper()
 	if why, missing := h.Missing[c]; missing {
 		h.skipped = fmt.Sprintf("%s has no %s: %s", h.Name, c, why)
@@ -179,7 +179,7 @@ func (h *Harness) needs(t T, c Capability) {
 }
 
 // needsKind skips t unless h is of kind k.
-func (h *Harness) needsKind(t T, k Kind) {
+func (h *Harness) needsKind(t testingT, k Kind) {
 	t.Helper()
 	if h.Kind != k {
 		h.skipped = fmt.Sprintf("a %s case; %s is a %s", k, h.Name, h.Kind)
@@ -187,9 +187,9 @@ func (h *Harness) needsKind(t T, k Kind) {
 	}
 }
 
-// T is the part of *testing.T that cases use. The suite runs a case whose failure is
-// documented with its own T, which records the failures instead of reporting them.
-type T interface {
+// testingT is the part of *testing.T that cases use. The suite runs a case whose failure is
+// documented with its own testingT, which records the failures instead of reporting them.
+type testingT interface {
 	Helper()
 	Errorf(format string, args ...any)
 	Fatalf(format string, args ...any)
@@ -353,7 +353,7 @@ func (r *recorder) Context() context.Context { return r.ctx }
 
 // runExpectingFailure runs c with a recorder and returns its failures, or why it
 // skipped.
-func runExpectingFailure(t *testing.T, h *Harness, c func(T, *Harness)) (failures []string, skipped string) {
+func runExpectingFailure(t *testing.T, h *Harness, c func(testingT, *Harness)) (failures []string, skipped string) {
 	ctx, cancel := context.WithTimeout(t.Context(), h.timeout())
 	defer cancel()
 	r := &recorder{parent: t, ctx: ctx}

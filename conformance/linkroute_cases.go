@@ -21,7 +21,7 @@ import (
 // answer (its termini; settle modes mixed and first whatever was asked), and from
 // then on the link is the broker's: its credit, its store-and-forward settlement, its
 // redeliveries, its refusals.
-var linkRouteCases = map[string]func(t T, h *Harness){
+var linkRouteCases = map[string]func(t testingT, h *Harness){
 	"LinkRouteAttachAnsweredByBroker":  linkRouteAttachAnsweredByBroker,
 	"LinkRouteSettleModesMixed":        linkRouteSettleModesMixed,
 	"LinkRouteStoresAndForwards":       linkRouteStoresAndForwards,
@@ -35,7 +35,7 @@ var linkRouteCases = map[string]func(t T, h *Harness){
 }
 
 // needsLinkRoute skips t unless h link-routes LinkRoutePrefix to a broker.
-func (h *Harness) needsLinkRoute(t T) {
+func (h *Harness) needsLinkRoute(t testingT) {
 	t.Helper()
 	if h.LinkRoutePrefix == "" {
 		h.skipped = h.Name + " has no link route to a broker (Harness.LinkRoutePrefix)"
@@ -55,7 +55,7 @@ func (h *Harness) routedNowhere(name string) string {
 
 // storeRouted sends bodies unsettled through the link route to addr and waits until
 // the broker has accepted them all.
-func storeRouted(t T, h *Harness, addr string, bodies ...string) {
+func storeRouted(t testingT, h *Harness, addr string, bodies ...string) {
 	t.Helper()
 	s := connectFrames(t, h)
 	sh, _ := s.senderLink(addr, wire.SenderSettleModeMixed)
@@ -78,7 +78,7 @@ func storeRouted(t T, h *Harness, addr string, bodies ...string) {
 // the client's address and the expiry policy written out (session-end), settle modes
 // mixed and first. A sender gets the broker's credit (qpidd's 500, not the router's
 // link capacity of 250) at once, with no consumer anywhere: the broker stores.
-func linkRouteAttachAnsweredByBroker(t T, h *Harness) {
+func linkRouteAttachAnsweredByBroker(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedQueue("answer")
 	c := connectFrames(t, h)
@@ -114,7 +114,7 @@ func linkRouteAttachAnsweredByBroker(t T, h *Harness) {
 // mixed and rcv-settle-mode first whatever the client asked, and answers the client
 // so: a receiver asking for settled and second, a sender asking for unsettled and
 // second, both get mixed and first.
-func linkRouteSettleModesMixed(t T, h *Harness) {
+func linkRouteSettleModesMixed(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedQueue("modes")
 	c := connectFrames(t, h)
@@ -136,7 +136,7 @@ func linkRouteSettleModesMixed(t T, h *Harness) {
 // linkRouteStoresAndForwards: through the link route the sender deals with the
 // broker: its message is accepted once stored, before any consumer exists (a router
 // alone would give it no credit), and a consumer attaching later gets it.
-func linkRouteStoresAndForwards(t T, h *Harness) {
+func linkRouteStoresAndForwards(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedQueue("store")
 	snd := connect(t, h).sender(addr, nil)
@@ -161,7 +161,7 @@ func linkRouteStoresAndForwards(t T, h *Harness) {
 // them as qpidd does: an accepted or rejected message is gone, a released one comes
 // again as a first delivery, a modified one with delivery-failed comes again counted
 // (delivery-count 1, first-acquirer false). The sender saw accepted at the store.
-func linkRouteOutcomesToBroker(t T, h *Harness) {
+func linkRouteOutcomesToBroker(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedQueue("outcomes")
 	storeRouted(t, h, addr, "accepted", "released", "rejected", "modified")
@@ -215,7 +215,7 @@ func keys(m map[string]*wire.Message) []string {
 // linkRouteCreditRelayed: the router passes a receiver's credit to the broker as it
 // is and holds nothing back: with three messages stored and credit 1 the receiver gets
 // one, and the rest once it grants more.
-func linkRouteCreditRelayed(t T, h *Harness) {
+func linkRouteCreditRelayed(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedQueue("credit")
 	storeRouted(t, h, addr, "m1", "m2", "m3")
@@ -239,7 +239,7 @@ func linkRouteCreditRelayed(t T, h *Harness) {
 // linkRouteDrainAfterMessages: a receiver's drain goes to the broker and its answer
 // comes back after the messages the broker had: with two stored and credit 5 with
 // drain, two transfers, then a flow with delivery-count 5, link-credit 0 and drain.
-func linkRouteDrainAfterMessages(t T, h *Harness) {
+func linkRouteDrainAfterMessages(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedQueue("drain")
 	storeRouted(t, h, addr, "d1", "d2")
@@ -277,7 +277,7 @@ func linkRouteDrainAfterMessages(t T, h *Harness) {
 // whose termini are empty but present, then the broker's detach (amqp:not-found "Node
 // not found: <address>"). So a go-amqp receiver is attached, and its first receive
 // fails with the broker's error.
-func linkRouteBrokerRefusalRelayed(t T, h *Harness) {
+func linkRouteBrokerRefusalRelayed(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedNowhere("refused")
 	c := connectFrames(t, h)
@@ -311,7 +311,7 @@ func linkRouteBrokerRefusalRelayed(t T, h *Harness) {
 // connected, an attach to it is refused by the router: a null terminus on the router's
 // side (the receiver's source, the sender's target), the client's other terminus as
 // sent, then a detach with qd:no-route-to-dest "No route to the destination node".
-func linkRouteNoRouteWithoutContainer(t T, h *Harness) {
+func linkRouteNoRouteWithoutContainer(t testingT, h *Harness) {
 	if h.LinkRouteDownPrefix == "" {
 		h.skipped = h.Name + " has no link route to a route container that is down (Harness.LinkRouteDownPrefix)"
 		t.Skipf("%s", h.skipped)
@@ -347,7 +347,7 @@ func linkRouteNoRouteWithoutContainer(t T, h *Harness) {
 // linkRouteDetachGivesBack: a consumer that detaches holding messages unsettled
 // detaches from the broker, which gives them to the next consumer, counted as
 // redelivered (delivery-count 1).
-func linkRouteDetachGivesBack(t T, h *Harness) {
+func linkRouteDetachGivesBack(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedQueue("detach")
 	storeRouted(t, h, addr, "held1", "held2")
@@ -373,7 +373,7 @@ func linkRouteDetachGivesBack(t T, h *Harness) {
 
 // linkRouteLargeAndSettled: a message of 200 KB (many frames of the router's 16384)
 // and a pre-settled one cross the link route whole.
-func linkRouteLargeAndSettled(t T, h *Harness) {
+func linkRouteLargeAndSettled(t testingT, h *Harness) {
 	h.needsLinkRoute(t)
 	addr := h.routedQueue("large")
 	big := make([]byte, 200<<10)

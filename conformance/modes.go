@@ -10,7 +10,7 @@ import (
 // mixed and rcv-settle-mode first, whatever was asked. qpidd answers rcv-settle-mode
 // first too; where it sends it keeps the sender mode asked for (settled means it sends
 // every message settled), and where it receives it answers mixed.
-func settleModesAnswered(t T, h *Harness) {
+func settleModesAnswered(t testingT, h *Harness) {
 	c := connectFrames(t, h)
 	addr := h.queue("modes")
 	zero := uint32(0)

@@ -12,7 +12,7 @@ import (
 // routerCases are the cases about what qdrouterd does as a router, beyond the common
 // ones in cases.go; Run runs them all alike. Each was written against qdrouterd 1.19.0
 // as the deployment guide configures it, frame by frame.
-var routerCases = map[string]func(t T, h *Harness){
+var routerCases = map[string]func(t testingT, h *Harness){
 	"RouterOpenFrame":                    routerOpenFrame,
 	"RouterRefusesReceiverWithoutSource": routerRefusesReceiverWithoutSource,
 	"RouterCreditWithIdleConsumer":       routerCreditWithIdleConsumer,
@@ -33,7 +33,7 @@ var routerCases = map[string]func(t T, h *Harness){
 // its 16 s default), channel-max the lower of 32767 and the client's, ANONYMOUS-RELAY
 // and qd.streaming-links both offered and desired, properties product, version and
 // qd.conn-id (an int). Its SASL layer offers ANONYMOUS (the guide's listener).
-func routerOpenFrame(t T, h *Harness) {
+func routerOpenFrame(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	c := dialFrames(t, h)
 	o := c.open
@@ -64,7 +64,7 @@ func routerOpenFrame(t T, h *Harness) {
 }
 
 // rawConn is a hand-written connection that has exchanged nothing yet.
-func rawConn(t T, h *Harness) *frameclient.Conn {
+func rawConn(t testingT, h *Harness) *frameclient.Conn {
 	t.Helper()
 	fc, err := frameclient.Dial(hostOf(t, h))
 	if err != nil {
@@ -77,7 +77,7 @@ func rawConn(t T, h *Harness) *frameclient.Conn {
 
 // routerRefusesReceiverWithoutSource: a receiving link with a null source is answered
 // with a null source and detached with qd:no-route-to-dest.
-func routerRefusesReceiverWithoutSource(t T, h *Harness) {
+func routerRefusesReceiverWithoutSource(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	c := connectFrames(t, h)
 	peer := c.attach(&wire.Attach{Role: wire.RoleReceiver, SndSettleMode: wire.SenderSettleModeMixed, Target: &wire.Target{}})
@@ -93,7 +93,7 @@ func routerRefusesReceiverWithoutSource(t T, h *Harness) {
 // routerCreditWithIdleConsumer: a sender gets the whole link capacity (250) as soon as
 // its address has a consumer, whatever credit the consumer gave; its message waits in
 // the router until the consumer grants some.
-func routerCreditWithIdleConsumer(t T, h *Harness) {
+func routerCreditWithIdleConsumer(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("idle-consumer")
 	rc := connectFrames(t, h)
@@ -117,7 +117,7 @@ func routerCreditWithIdleConsumer(t T, h *Harness) {
 // routerCreditBackOnSettlement: the router gives a sender back the credit of each
 // delivery as it settles it (a flow before the disposition), so an unsettled sender
 // holds the link capacity less what is in flight.
-func routerCreditBackOnSettlement(t T, h *Harness) {
+func routerCreditBackOnSettlement(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("credit-back")
 	rc := connectFrames(t, h)
@@ -147,7 +147,7 @@ func routerCreditBackOnSettlement(t T, h *Harness) {
 // routerNoPathAsksSenderToDrain: once the only consumer has gone, the sender keeps its
 // credit (qdrouterd never takes credit back), and a message that finds no path is
 // released with a flow asking the sender to drain; a new consumer brings credit back.
-func routerNoPathAsksSenderToDrain(t T, h *Harness) {
+func routerNoPathAsksSenderToDrain(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("no-path")
 	rc := connectFrames(t, h)
@@ -181,7 +181,7 @@ func routerNoPathAsksSenderToDrain(t T, h *Harness) {
 // routerMulticastCopiesUnsettled: an unsettled multicast message reaches each consumer
 // unsettled, and the sender's delivery is settled once every copy is, with the
 // strongest outcome: a rejection beats an acceptance.
-func routerMulticastCopiesUnsettled(t T, h *Harness) {
+func routerMulticastCopiesUnsettled(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	h.needs(t, Multicast)
 	addr := h.topic("mc-unsettled")
@@ -227,7 +227,7 @@ func routerMulticastCopiesUnsettled(t T, h *Harness) {
 
 // routerMulticastCopiesPresettled: a pre-settled multicast message reaches each
 // consumer pre-settled.
-func routerMulticastCopiesPresettled(t T, h *Harness) {
+func routerMulticastCopiesPresettled(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	h.needs(t, Multicast)
 	addr := h.topic("mc-presettled")
@@ -247,7 +247,7 @@ func routerMulticastCopiesPresettled(t T, h *Harness) {
 
 // routerRelayWithoutToRejected: on an anonymous link, a message without a to address
 // is rejected at once with amqp:precondition-failed.
-func routerRelayWithoutToRejected(t T, h *Harness) {
+func routerRelayWithoutToRejected(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	c := connectFrames(t, h)
 	handle, _ := c.senderLink("", wire.SenderSettleModeMixed)
@@ -264,7 +264,7 @@ func routerRelayWithoutToRejected(t T, h *Harness) {
 
 // routerRelayWithoutPathReleased: on an anonymous link, a message to an address that
 // nobody consumes is released.
-func routerRelayWithoutPathReleased(t T, h *Harness) {
+func routerRelayWithoutPathReleased(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	c := connectFrames(t, h)
 	handle, _ := c.senderLink("", wire.SenderSettleModeMixed)
@@ -282,7 +282,7 @@ func routerRelayWithoutPathReleased(t T, h *Harness) {
 // routerDynamicAddresses: a dynamic source is named amqp:/_topo/0/<router>/temp.<id>
 // and answered dynamic; a dynamic target is named amqp:/_$temp.<id> and, having no
 // consumer, gives its sender no credit.
-func routerDynamicAddresses(t T, h *Harness) {
+func routerDynamicAddresses(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	h.needs(t, DynamicSource)
 	c := connectFrames(t, h)
@@ -304,7 +304,7 @@ func routerDynamicAddresses(t T, h *Harness) {
 
 // routerForwardsHeaderUnchanged: the router passes a message's header on as it came:
 // the same ttl (it does not count down), no priority or first-acquirer added.
-func routerForwardsHeaderUnchanged(t T, h *Harness) {
+func routerForwardsHeaderUnchanged(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("header")
 	rc := connectFrames(t, h)
@@ -327,7 +327,7 @@ func routerForwardsHeaderUnchanged(t T, h *Harness) {
 // attachAnswerFields: qdrouterd and qpidd (both on Qpid Proton) answer an attach with
 // initial-delivery-count 0 whatever the role, max-message-size 0 (no limit) and the
 // termini's expiry-policy spelled out as session-end.
-func attachAnswerFields(t T, h *Harness) {
+func attachAnswerFields(t testingT, h *Harness) {
 	c := connectFrames(t, h)
 	addr := h.queue("answer")
 	_, rcv := c.receiverLink(addr)
@@ -348,7 +348,7 @@ func attachAnswerFields(t T, h *Harness) {
 // beginAnswered: a begin on channel 3 is answered with remote-channel 3, and incoming
 // and outgoing windows of 2147483647 (Qpid Proton's: link credit alone bounds what
 // flows).
-func beginAnswered(t T, h *Harness) {
+func beginAnswered(t testingT, h *Harness) {
 	c := dialFrames(t, h)
 	b, err := c.Begin(3, &wire.Begin{IncomingWindow: 100, OutgoingWindow: 100, HandleMax: 7})
 	if err != nil {
@@ -364,7 +364,7 @@ func beginAnswered(t T, h *Harness) {
 
 // echoFlowNotAnswered: qdrouterd and qpidd (Qpid Proton) leave a flow that asks for an
 // echo unanswered, on a link and on the session, and their flows carry no available.
-func echoFlowNotAnswered(t T, h *Harness) {
+func echoFlowNotAnswered(t testingT, h *Harness) {
 	c := connectFrames(t, h)
 	handle, _ := c.receiverLink(h.queue("echo"))
 	next, credit, dc := uint32(0), uint32(5), uint32(0)
@@ -393,7 +393,7 @@ func availableOf(f *wire.Flow) *uint32 {
 }
 
 // hostOf is the host:port of h's URL.
-func hostOf(t T, h *Harness) string {
+func hostOf(t testingT, h *Harness) string {
 	t.Helper()
 	u, err := url.Parse(h.URL)
 	if err != nil {
