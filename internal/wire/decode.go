@@ -419,6 +419,12 @@ func (d *Decoder) readArray(c byte) (any, error) {
 		if a.Descriptor, err = d.ReadAny(); err != nil {
 			return nil, err
 		}
+		// Array.Descriptor nil means elements that are not described: a null
+		// descriptor (reserved, part 1.2) cannot be kept, and dropping it would change
+		// the value (and its re-encoding could break the one-element-per-byte bound).
+		if a.Descriptor == nil {
+			return nil, malformed("array element descriptor is null")
+		}
 		if ec, err = d.code(); err != nil {
 			return nil, err
 		}

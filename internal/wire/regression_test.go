@@ -171,3 +171,27 @@ func TestRegressionEncoderWritesWhatDecoderRefuses(t *testing.T) {
 		}
 	}
 }
+
+// Bug 11 (found by FuzzReadAny in a 2-minute run of cmd/reliability): an array whose
+// element constructor was described by null decoded as an array of bare elements, the
+// null descriptor dropped, so the value changed; e0 04 04 00 40 40 (four described
+// nulls in 4 bytes) re-encoded as e0 02 04 40, four nulls in 2 bytes, which the decoder
+// refuses (at most one array element per byte). The null descriptor is refused.
+func TestRegressionArrayNullDescriptor(t *testing.T) {
+	for _, in := range []string{"e0 04 04 00 40 40", "e0 05 01 00 40 a1 00", "f0 00 00 00 07 00 00 00 01 00 40 41"} {
+		if v, err := NewDecoder(hx(in)).ReadAny(); err == nil {
+			t.Errorf("% s decodes as %#v", in, v)
+		} else {
+			checkDecodeError(t, err)
+		}
+	}
+	// A described array with a real descriptor still decodes and round-trips.
+	in := hx("e0 05 02 00 53 01 40")
+	v, err := NewDecoder(in).ReadAny()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := v.(*Array); a.Descriptor != uint64(1) || len(a.Values) != 2 {
+		t.Fatalf("decoded as %#v", a)
+	}
+}
