@@ -17,7 +17,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
 	"github.com/amqp1kit/amqp1kit/internal/frameclient"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/amqp1kit/amqp1kit/conformance"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
-	"github.com/amqp1kit/amqp1kit/internal/protonbroker"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/protonbroker"
 )
 
 // TestProtonBroker runs the suite against Qpid Proton's C++ example broker (built from

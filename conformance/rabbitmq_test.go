@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/amqp1kit/amqp1kit/conformance"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
-	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/rabbitmq"
 )
 
 var rabbit = rabbitmq.Shared{Prefix: "amqp1kit-conformance-rabbitmq-"}

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/amqp1kit/amqp1kit/conformance"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 )
 
 // The real programs the fakes imitate pass every case but where a program is plainly
@@ -33,6 +33,6 @@ func TestRealQpidd(t *testing.T) {
 }
 
 // qpiddDifferences are the cases where qpidd 1.39.0 is plainly broken and fakebroker
-// knowingly differs, natively and in its container alike (kept in internal/realpeer,
+// knowingly differs, natively and in its container alike (kept in internal/testenv/realpeer,
 // which the containers module's test reads too).
 var qpiddDifferences = realpeer.QpiddConformanceDifferences

@@ -13,8 +13,8 @@ import (
 	"github.com/amqp1kit/amqp1kit/containers/qdrouterd"
 	"github.com/amqp1kit/amqp1kit/containers/qpidd"
 	"github.com/amqp1kit/amqp1kit/containers/rabbitmq"
-	internalrabbitmq "github.com/amqp1kit/amqp1kit/internal/rabbitmq"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	internalrabbitmq "github.com/amqp1kit/amqp1kit/internal/testenv/rabbitmq"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 )
 
 func TestMain(m *testing.M) {

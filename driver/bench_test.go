@@ -15,7 +15,7 @@ import (
 
 	"github.com/amqp1kit/amqp1kit/driver"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
-	"github.com/amqp1kit/amqp1kit/internal/pyoslo"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/pyoslo"
 )
 
 // Benchmarks of the driver over the fake router, all in one process: a Go client

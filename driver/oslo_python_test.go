@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/amqp1kit/amqp1kit/internal/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
 )
 
 // The differential tests run the real Python driver's code (Debian's

@@ -12,12 +12,12 @@ import (
 	amqp "github.com/Azure/go-amqp"
 
 	"github.com/amqp1kit/amqp1kit/fakebroker"
-	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/rabbitmq"
 )
 
 // The benchmarks run the same go-amqp workload against the fake broker and, in the
 // same run, against a private RabbitMQ 3.10 node with the rabbitmq_amqp1_0 plugin
-// that they start with scripts/rabbitmq.sh (internal/rabbitmq; stopped in TestMain or
+// that they start with scripts/rabbitmq.sh (internal/testenv/rabbitmq; stopped in TestMain or
 // on SIGINT/SIGTERM). Without rabbitmq-server the RabbitMQ half is skipped with the
 // reason printed. To reuse a node that already runs, set AMQP1KIT_BENCH_RABBITMQ_URL
 // (and AMQP1KIT_BENCH_RABBITMQ_PID, its beam pid, for the memory benchmark).

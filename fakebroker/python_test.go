@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/fakebroker"
-	"github.com/amqp1kit/amqp1kit/internal/pyoslo"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/pyoslo"
 )
 
 // TestPythonOsloNotificationsThroughBroker runs the real Python oslo.messaging AMQP 1.0

@@ -14,7 +14,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/fakerouter"
 	"github.com/amqp1kit/amqp1kit/internal/engine"
 	"github.com/amqp1kit/amqp1kit/internal/frameclient"
-	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/rabbitmq"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/fakerouter"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 )
 
 // The real qdstat and qdmanage against the fake router and the real qdrouterd 1.19.0,

@@ -15,7 +15,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
 	"github.com/amqp1kit/amqp1kit/internal/frameclient"
-	"github.com/amqp1kit/amqp1kit/internal/protonbroker"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/protonbroker"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 

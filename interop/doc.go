@@ -1,6 +1,6 @@
 // Package interop holds the Go ↔ Python interoperability tests of amqp1kit's
 // oslo.messaging driver: the Go driver (package driver) and the real Python driver
-// (Debian's python3-oslo.messaging 14.0.3, run by internal/pyoslo) talk to each other
+// (Debian's python3-oslo.messaging 14.0.3, run by internal/testenv/pyoslo) talk to each other
 // through an intermediary, in every role, and must agree on the wire.
 //
 // The package has no API: everything is in its tests. The matrix is one test,
@@ -13,7 +13,7 @@
 //     multicast and no redelivery of released messages), "qdrouterd" and "qpidd" (the
 //     real qdrouterd 1.19.0 and qpidd 1.39.0 that the fakes imitate, each in a process
 //     of its own, configured as the deployment guide configures them: see
-//     internal/realpeer); a backend is a value (its URL, what it can do, how to inspect
+//     internal/testenv/realpeer); a backend is a value (its URL, what it can do, how to inspect
 //     it), so another intermediary is one more entry;
 //   - scenarios (rows): GoClientPythonServer and PythonClientGoServer (call, also
 //     concurrent, remote exception, cast, fanout, a named server, call-monitor

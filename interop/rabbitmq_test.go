@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/driver"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
-	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/rabbitmq"
 )
 
 // One private RabbitMQ node per test run, started by the first test that needs it and

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 )
 
 // The real programs the fakes imitate, as columns of the matrix: qdrouterd 1.19.0 and
-// qpidd 1.39.0, each in a process of its own (internal/realpeer), configured as the
+// qpidd 1.39.0, each in a process of its own (internal/testenv/realpeer), configured as the
 // deployment guide configures them (its address table for qdrouterd; no
 // authentication and the exclusive, unicast and broadcast patterns for qpidd).
 //

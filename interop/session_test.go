@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/pyoslo"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/pyoslo"
 )
 
 // lineLog keeps the last lines of some output (a frame trace, a process's stderr, a

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqp1kit/amqp1kit/fakerouter"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 	"github.com/amqp1kit/amqp1kit/qdmanagement"
 )
 

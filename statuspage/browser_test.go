@@ -12,7 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/amqp1kit/amqp1kit/internal/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
 )
 
 // chromium finds Debian's chromium (AMQP1KIT_CHROMIUM names another).

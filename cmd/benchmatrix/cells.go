@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/modroot"
-	"github.com/amqp1kit/amqp1kit/internal/pyoslo"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/modroot"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/pyoslo"
 )
 
 // Languages of a workload's client.

@@ -14,9 +14,9 @@
 //     or --amqp1kit PATH);
 //   - fakebroker: `amqp1kit serve --no-router`;
 //   - qdrouterd: the real qdrouterd 1.19.0 with the deployment guide's configuration
-//     (internal/realpeer; built by scripts/real-peers.sh);
+//     (internal/testenv/realpeer; built by scripts/real-peers.sh);
 //   - qpidd: the real qpidd 1.39.0, the guide's configuration, nothing on disk;
-//   - rabbitmq: a private RabbitMQ 3.10 node with rabbitmq_amqp1_0 (internal/rabbitmq);
+//   - rabbitmq: a private RabbitMQ 3.10 node with rabbitmq_amqp1_0 (internal/testenv/rabbitmq);
 //   - floor: a plain TCP relay (the floor's intermediary, see below).
 //
 // The workloads (1 KiB payloads unless --size says otherwise), each run by a client

@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/modroot"
-	"github.com/amqp1kit/amqp1kit/internal/rabbitmq"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/modroot"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/rabbitmq"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 )
 
 // An intermediary's kind decides the addresses a workload uses on it.
@@ -45,10 +45,10 @@ type target struct {
 
 var targetSpecs = []*targetSpec{
 	{name: "fakerouter", title: "amqp1kit's fake router: `amqp1kit serve --no-broker`, its own process", kind: kindRouter, start: startFakeRouter},
-	{name: "qdrouterd", title: "the real qdrouterd 1.19.0, the guide's configuration (internal/realpeer)", kind: kindRouter, start: startReal(realpeer.Qdrouterd)},
+	{name: "qdrouterd", title: "the real qdrouterd 1.19.0, the guide's configuration (internal/testenv/realpeer)", kind: kindRouter, start: startReal(realpeer.Qdrouterd)},
 	{name: "fakebroker", title: "amqp1kit's fake broker: `amqp1kit serve --no-router`, its own process", kind: kindBroker, start: startFakeBroker},
-	{name: "qpidd", title: "the real qpidd 1.39.0, the guide's configuration, no data directory (internal/realpeer)", kind: kindBroker, start: startReal(realpeer.Qpidd)},
-	{name: "rabbitmq", title: "a private RabbitMQ node with rabbitmq_amqp1_0 (internal/rabbitmq)", kind: kindRabbit, start: startRabbit},
+	{name: "qpidd", title: "the real qpidd 1.39.0, the guide's configuration, no data directory (internal/testenv/realpeer)", kind: kindBroker, start: startReal(realpeer.Qpidd)},
+	{name: "rabbitmq", title: "a private RabbitMQ node with rabbitmq_amqp1_0 (internal/testenv/rabbitmq)", kind: kindRabbit, start: startRabbit},
 	{name: "floor", title: "plain TCP: client → relay → server → relay → client, three processes", kind: kindFloor, start: startFloor},
 }
 

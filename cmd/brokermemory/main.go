@@ -2,7 +2,7 @@
 // consumer (it accepts a message every 10 ms) and one sender flooding unsettled 1 KiB
 // messages into the same queue for 20 s, against the fake broker served by `amqp1kit
 // serve` in a process of its own and then against the real qpidd 1.39.0 (the
-// deployment guide's configuration, through internal/realpeer and $AMQP1KIT_QPIDD) in
+// deployment guide's configuration, through internal/testenv/realpeer and $AMQP1KIT_QPIDD) in
 // a process of its own, in the same run. It prints, for each, the broker's resident
 // set size (peak and at the end, sampled from /proc), what the sender sent and got
 // accepted, how often and why its link was detached, and what the consumer took.
@@ -39,7 +39,7 @@ import (
 	amqp "github.com/Azure/go-amqp"
 
 	"github.com/amqp1kit/amqp1kit/internal/frameclient"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 

@@ -21,7 +21,7 @@
 //
 // Each intermediary runs in a process of its own: the fakes through `amqp1kit serve`
 // (--amqp1kit, or built into a temporary directory from this workspace), the real ones
-// through internal/realpeer with the deployment guide's configuration ($AMQP1KIT_QDROUTERD,
+// through internal/testenv/realpeer with the deployment guide's configuration ($AMQP1KIT_QDROUTERD,
 // $AMQP1KIT_QPIDD, see scripts/real-peers.sh); clients run in this process. A real program
 // that is not built is reported as such and skipped.
 //

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 )
 
 // The intermediaries a probe runs against, each in a process of its own.

@@ -9,7 +9,7 @@ import (
 	"github.com/amqp1kit/amqp1kit/conformance/differential"
 	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 )
 
 // outDir is where TestRealPrograms also writes each report and both raw traces

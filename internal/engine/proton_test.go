@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/amqp1kit/amqp1kit/internal/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 

@@ -1,7 +1,7 @@
 // Package guideconf holds the configuration files of the oslo.messaging AMQP 1.0
 // deployment guide for the real intermediaries, as the containers modules write them
 // (listening on port 5672 of every interface): one text for the containers and the
-// native test helpers (internal/realpeer), which adapt its host and port.
+// native test helpers (internal/testenv/realpeer), which adapt its host and port.
 package guideconf
 
 // Qdrouterd is the deployment guide's qdrouterd.conf: a standalone router with one

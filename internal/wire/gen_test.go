@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amqp1kit/amqp1kit/internal/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
 	"github.com/amqp1kit/amqp1kit/internal/wire/internal/specgen"
 )
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A real OpenStack-style peer built on oslo.messaging's public API (AMQP 1.0 driver).
 
-Run by Go tests (internal/pyoslo) as a subprocess with Debian's /usr/bin/python3
+Run by Go tests (internal/testenv/pyoslo) as a subprocess with Debian's /usr/bin/python3
 (python3-oslo.messaging 14.0.3, python3-pyngus, python3-qpid-proton). Only the public
 oslo.messaging API is used: get_rpc_transport, get_notification_transport, get_rpc_client,
 get_rpc_server, Notifier, get_notification_listener, get_batch_notification_listener,

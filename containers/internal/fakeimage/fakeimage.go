@@ -32,8 +32,8 @@ import (
 	"github.com/amqp1kit/amqp1kit/containers/qdrouterd"
 	"github.com/amqp1kit/amqp1kit/containers/qpidd"
 	"github.com/amqp1kit/amqp1kit/containers/rabbitmq"
-	"github.com/amqp1kit/amqp1kit/internal/modroot"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/modroot"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
 )
 
 // The images Build makes.

@@ -34,8 +34,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/modroot"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/modroot"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
 )
 
 // EnvBinary is the environment variable that names a prebuilt broker binary; when set,

@@ -11,7 +11,7 @@ import (
 	amqp "github.com/Azure/go-amqp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/amqp1kit/amqp1kit/internal/protonbroker"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/protonbroker"
 )
 
 // lines collects the broker's output.

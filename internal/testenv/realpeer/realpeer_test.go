@@ -13,8 +13,8 @@ import (
 	amqp "github.com/Azure/go-amqp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/amqp1kit/amqp1kit/internal/peers"
-	"github.com/amqp1kit/amqp1kit/internal/realpeer"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 )
 
 func dial(t *testing.T, ctx context.Context, url string) (*amqp.Conn, *amqp.Session) {

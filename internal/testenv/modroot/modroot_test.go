@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/amqp1kit/amqp1kit/internal/modroot"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/modroot"
 )
 
 func TestRootAndFile(t *testing.T) {

@@ -52,7 +52,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/modroot"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/modroot"
 )
 
 // Server is the RabbitMQ server program that scripts/rabbitmq.sh runs.

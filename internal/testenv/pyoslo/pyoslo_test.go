@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/protonbroker"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/protonbroker"
 )
 
 // The tests run the real Python driver against Qpid Proton's C++ example broker, which

@@ -3,7 +3,7 @@ package peers_test
 import (
 	"testing"
 
-	"github.com/amqp1kit/amqp1kit/internal/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
 )
 
 // recorder is a testing.TB that notes whether the test was skipped or failed.

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amqp1kit/amqp1kit/internal/modroot"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/modroot"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
 )
 
 // EnvPython names the environment variable that chooses the Python interpreter.

@@ -44,8 +44,8 @@ import (
 	"time"
 
 	"github.com/amqp1kit/amqp1kit/internal/guideconf"
-	"github.com/amqp1kit/amqp1kit/internal/peers"
-	"github.com/amqp1kit/amqp1kit/internal/pyoslo"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/peers"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/pyoslo"
 )
 
 // Program is one of the real intermediaries.
