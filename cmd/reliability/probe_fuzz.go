@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +63,8 @@ func fuzzOne(ctx context.Context, e *env, root, pkg, name string) *result {
 		"-fuzztime="+e.cfg.fuzzTime.String(), "-parallel=1")
 	cmd.Dir = root
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	w := io.MultiWriter(&out, &fuzzProgress{e: e, name: name})
+	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()
 	stats := fuzzStats.FindAllStringSubmatch(out.String(), -1)
 	r.add(txt("time", e.cfg.fuzzTime.String()+", 1 worker"))
@@ -81,4 +83,31 @@ func fuzzOne(ctx context.Context, e *env, root, pkg, name string) *result {
 		r.add(txt("result", "no failure"))
 	}
 	return r
+}
+
+// fuzzProgress passes every tenth of go test's "fuzz: elapsed" lines (written every
+// 3 s) on as progress.
+type fuzzProgress struct {
+	e    *env
+	name string
+	seen int
+	line []byte
+}
+
+func (p *fuzzProgress) Write(b []byte) (int, error) {
+	p.line = append(p.line, b...)
+	for {
+		i := bytes.IndexByte(p.line, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := string(p.line[:i])
+		p.line = p.line[i+1:]
+		if strings.HasPrefix(line, "fuzz: elapsed") {
+			if p.seen%10 == 0 {
+				p.e.logf("  %s: %s", p.name, line)
+			}
+			p.seen++
+		}
+	}
 }

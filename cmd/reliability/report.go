@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -92,7 +93,10 @@ func writeMarkdown(w io.Writer, rs []*result) {
 		for _, c := range cols {
 			head = append(head, c.target)
 		}
-		pairs := ratioPairs(cols)
+		var pairs [][2]int
+		if slices.ContainsFunc(cols, func(r *result) bool { return slices.ContainsFunc(r.measures, func(m measure) bool { return m.cmp }) }) {
+			pairs = ratioPairs(cols)
+		}
 		for _, pr := range pairs {
 			head = append(head, fmt.Sprintf("%s / %s", cols[pr[0]].target, cols[pr[1]].target))
 		}
