@@ -84,6 +84,10 @@
 //     unsettled with the usual header, and its outcomes change nothing.
 //   - Senders are granted 500 credit (Options.LinkCredit), topped back up after every
 //     message, the flow before the disposition.
+//   - A consumer that does not read its socket is sent nothing more once
+//     Options.ConnOutputLimit bytes (512 KiB) wait for it: its messages stay in their
+//     queue (where the queue limits count them) and go on when it reads; it keeps its
+//     connection, as with qpidd.
 //   - Queue limits: every queue holds at most 104857600 bytes of messages (qpidd's
 //     default-queue-limit; Options.QueueLimit, or the default-queue-limit of
 //     ConfigFile), counted as the sender sent them, a message delivered and not yet
@@ -199,6 +203,9 @@ type Broker struct {
 	changed       chan struct{}
 	waiters       int
 	creditStopped bool
+	// stalled lists, per consumer connection that reads too slowly, the nodes whose
+	// messages are held back for it until it drains (handler.Writable).
+	stalled fakeutil.Stalled[*node]
 }
 
 // New returns a broker that is not listening yet: call Start. It reports bad options
@@ -262,6 +269,7 @@ func (b *Broker) newServer() *engine.Server {
 		IdleTimeout:         max(o.IdleTimeout, 0),
 		IdleTimeoutFromPeer: o.IdleTimeout == 0,
 		MaxMessageSize:      o.MaxMessageSize,
+		OutputHighWater:     o.ConnOutputLimit,
 		// Announced only when set, as a policy's limit is; unset, the attach says 0
 		// (no limit) as the real one's does, and 64 MiB still applies.
 		AnnounceMaxMessageSize: o.MaxMessageSize > 0,
@@ -460,8 +468,19 @@ func (h handler) Opened(c *engine.Conn) error {
 func (h handler) Closed(c *engine.Conn, _ error) {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
+	h.b.stalled.Forget(c)
 	delete(h.b.conns, c)
 	h.b.notifyLocked()
+}
+
+// Writable hears that a consumer connection that read too slowly has drained: the
+// messages held back for it go on.
+func (h handler) Writable(c *engine.Conn) {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	for _, n := range h.b.stalled.Take(c) {
+		h.b.pumpLocked(n)
+	}
 }
 
 func (h handler) Attach(l *engine.Link) error { return h.b.attach(l) }

@@ -30,6 +30,9 @@ func (b *Broker) browseLocked(q *node) {
 		live := q.avail[q.head:]
 		i := sort.Search(len(live), func(i int) bool { return live[i].seq > co.browsed })
 		for ; i < len(live) && co.link.Credit() > 0; i++ {
+			if !b.stalled.Writable(co.link.Conn(), q) {
+				break // held back until the browser reads (handler.Writable)
+			}
 			m := live[i]
 			if now != 0 && m.expires != 0 && m.expires <= now {
 				continue // left for expireLocked; not shown

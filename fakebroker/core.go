@@ -248,6 +248,9 @@ func (b *Broker) pumpLocked(q *node) {
 			if co.gone || co.browse || co.link.Credit() == 0 {
 				continue
 			}
+			if !b.stalled.Writable(co.link.Conn(), q) {
+				continue // held back until the consumer reads (handler.Writable)
+			}
 			m := b.takeLocked(q, co, now)
 			if m == nil {
 				continue

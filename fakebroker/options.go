@@ -112,6 +112,11 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxMessageSize bounds a message the broker accepts. Default: 64 MiB, not announced (the real one announces no limit).
 	MaxMessageSize int64
+	// ConnOutputLimit is how many bytes the broker queues for one client connection
+	// before it stops sending it messages: a client that does not read its socket
+	// then costs that much, the messages wait (in their queues), and they go on once
+	// the client reads. Default: 512 KiB.
+	ConnOutputLimit int
 
 	// TLS, if set, lets clients start TLS from the first byte or through the AMQP
 	// TLS header.

@@ -74,6 +74,12 @@ func TestStuckConsumerHoldsSendersBack(t *testing.T) {
 	t.Logf("the sender got %d messages (%d KiB) out before the router held it back", sent, sent*len(payload)>>10)
 	require.Less(t, sent*len(payload), limit, "the router kept granting credit to a sender whose consumer does not read")
 	require.Equal(t, 2, r.Connections(), "the slow consumer keeps its connection")
+	for _, c := range r.Conns() {
+		if c.Container == "stuck" {
+			// The default ConnOutputLimit (512 KiB), plus the message that took it over.
+			require.LessOrEqual(t, c.Queued, 512<<10+2*len(payload), "the output queued for a consumer that does not read")
+		}
+	}
 
 	// The consumer reads: every message arrives, and the sender gets credit again.
 	got := 0

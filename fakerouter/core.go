@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
+	"github.com/amqp1kit/amqp1kit/internal/fakeutil"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
@@ -27,7 +28,7 @@ type core struct {
 	capacity       uint32
 	// stalled lists, per connection that read too slowly (engine.Conn.Writable said
 	// no), the nodes with messages held back for it: Writable pumps them again.
-	stalled map[*engine.Conn]map[*node]struct{}
+	stalled fakeutil.Stalled[*node]
 
 	// agent answers management requests and keeps qdrouterd's counts
 	// (management.go).
@@ -153,7 +154,6 @@ func newCore(o *Options) (*core, error) {
 		table:          t,
 		nodes:          map[string]*node{},
 		anonymous:      map[*producer]struct{}{},
-		stalled:        map[*engine.Conn]map[*node]struct{}{},
 		changed:        make(chan struct{}),
 		multicastWaits: !o.MulticastDropsWithoutConsumer,
 		capacity:       o.LinkCapacity,
@@ -586,24 +586,14 @@ func (c *core) multicastLocked(t *transit) {
 // reads slowly is skipped until its output drains (Writable), as qdrouterd holds
 // back instead of buffering without bound.
 func (c *core) writableLocked(co *consumer) bool {
-	conn := co.link.Conn()
-	if conn.Writable() {
-		return true
-	}
-	nodes := c.stalled[conn]
-	if nodes == nil {
-		nodes = map[*node]struct{}{}
-		c.stalled[conn] = nodes
-	}
-	nodes[co.node] = struct{}{}
-	return false
+	return c.stalled.Writable(co.link.Conn(), co.node)
 }
 
 // connClosed forgets a connection.
 func (c *core) connClosed(conn *engine.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.stalled, conn)
+	c.stalled.Forget(conn)
 	c.agent.closed(conn)
 }
 
@@ -612,9 +602,7 @@ func (c *core) connClosed(conn *engine.Conn) {
 func (c *core) writable(conn *engine.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	nodes := c.stalled[conn]
-	delete(c.stalled, conn)
-	for n := range nodes {
+	for _, n := range c.stalled.Take(conn) {
 		c.pumpLocked(n)
 	}
 }

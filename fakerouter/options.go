@@ -58,6 +58,11 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxMessageSize bounds a message the router accepts. Default: 64 MiB, not announced (the real one announces no limit).
 	MaxMessageSize int64
+	// ConnOutputLimit is how many bytes the router queues for one client connection
+	// before it stops sending it messages: a client that does not read its socket
+	// then costs that much, the messages wait (in the router, which stops granting their senders credit), and they go on once
+	// the client reads. Default: 512 KiB.
+	ConnOutputLimit int
 
 	// TLS, if set, lets clients start TLS from the first byte or through the AMQP
 	// TLS header.

@@ -134,6 +134,7 @@ func newRouter(o Options, c *core) *Router {
 		ChannelMax:          32767,
 		IdleTimeout:         o.IdleTimeout,
 		MaxMessageSize:      o.MaxMessageSize,
+		OutputHighWater:     o.ConnOutputLimit,
 		// Announced only when set, as a policy's limit is; unset, the attach says 0
 		// (no limit) as the real one's does, and 64 MiB still applies.
 		AnnounceMaxMessageSize: o.MaxMessageSize > 0,

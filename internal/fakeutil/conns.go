@@ -21,6 +21,9 @@ type ConnInfo struct {
 	TLS bool
 	// Links counts the connection's attached links.
 	Links int
+	// Queued is the bytes queued for the client and not yet written to its socket
+	// (at most about the fake's ConnOutputLimit when the client does not read).
+	Queued int
 }
 
 // Conns describes conns, sorted by id. A connection still in its handshake shows
@@ -28,7 +31,7 @@ type ConnInfo struct {
 func Conns(conns []*engine.Conn) []ConnInfo {
 	out := make([]ConnInfo, 0, len(conns))
 	for _, c := range conns {
-		in := ConnInfo{ID: c.ID()}
+		in := ConnInfo{ID: c.ID(), Queued: c.Buffered()}
 		if a := c.RemoteAddr(); a != nil {
 			in.Remote = a.String()
 		}
