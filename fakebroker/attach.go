@@ -361,8 +361,8 @@ func (b *Broker) attachSenderLocked(l *engine.Link) error {
 	}
 	l.SetTarget(answer)
 	l.Context = s
-	if c := b.senderCreditLocked(s); c > 0 {
-		return l.SetCredit(c)
+	if !b.creditStopped {
+		return l.SetCredit(b.opts.LinkCredit)
 	}
 	return nil
 }

@@ -30,22 +30,15 @@ func (b *Broker) newNodeLocked(name string, kind Kind) *node {
 	return n
 }
 
-// senderCreditLocked is the credit a sender link should hold: a full queue takes none
-// away (qpidd detaches the sender of a message it has no room for instead).
-func (b *Broker) senderCreditLocked(*sender) uint32 {
-	if b.creditStopped {
-		return 0
-	}
-	return b.opts.LinkCredit
-}
-
-// refreshSenderLocked tops a sender's credit back up after every delivery (qpidd tops
-// its 500 up after each batch it reads).
+// refreshSenderLocked tops a sender's credit back up to LinkCredit after every
+// delivery (qpidd tops its 500 up after each batch it reads). Credit once granted is
+// never taken back: a full queue detaches the sender of a message it has no room for
+// (as qpidd does), and StopCredit only stops the topping up.
 func (b *Broker) refreshSenderLocked(s *sender) {
-	if s.node != nil && s.node.deleted {
+	if b.creditStopped || (s.node != nil && s.node.deleted) {
 		return
 	}
-	if target := b.senderCreditLocked(s); s.link.Credit() != target {
+	if target := b.opts.LinkCredit; s.link.Credit() < target {
 		_ = s.link.SetCredit(target)
 	}
 }

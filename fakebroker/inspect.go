@@ -501,8 +501,9 @@ func (b *Broker) connList() []*engine.Conn {
 	return out
 }
 
-// StopCredit takes all credit back from senders and grants none until ResumeCredit:
-// senders block as if every queue were full.
+// StopCredit stops granting credit to senders until ResumeCredit: each keeps what it
+// was granted (qpidd never takes credit back) and, once that is used, blocks as if
+// the broker read no more; a sender attached meanwhile gets none.
 func (b *Broker) StopCredit() { b.setCreditStopped(true) }
 
 // ResumeCredit undoes StopCredit.
