@@ -709,8 +709,8 @@ func TestFaultHooks(t *testing.T) {
 	c.receiver(addr, 1)
 	b.DropConnections()
 	require.NoError(t, b.WaitForConnections(ctx, 0))
-	require.Equal(t, 3, b.Depth(addr), "stored messages survive their clients")
-	require.Equal(t, 3, b.Purge(addr))
+	require.Equal(t, 4, b.Depth(addr), "stored messages survive their clients")
+	require.Equal(t, 4, b.Purge(addr))
 	require.Zero(t, b.Depth(addr))
 	require.Contains(t, b.Dump(), "queue unicast.f depth=0")
 }
