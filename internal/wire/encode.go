@@ -225,7 +225,9 @@ func mapStart(b []byte) ([]byte, int) {
 
 func mapEnd(b []byte, off int, count int) []byte {
 	body := len(b) - off - 9
-	if body+1 < 256 && count < 256 {
+	// array8 only where the decoder takes it: at most one element per byte of size,
+	// which an array of nulls (zero-width elements) may need array32's size for.
+	if body+1 < 256 && count <= body+1 {
 		b[off] = TypeMap8
 		b[off+1] = byte(body + 1)
 		b[off+2] = byte(count)
@@ -269,7 +271,9 @@ func AppendSymbolArray(b []byte, v []Symbol) []byte {
 
 func arrayEnd(b []byte, off int, count int) []byte {
 	body := len(b) - off - 9
-	if body+1 < 256 && count < 256 {
+	// array8 only where the decoder takes it: at most one element per byte of size,
+	// which an array of nulls (zero-width elements) may need array32's size for.
+	if body+1 < 256 && count <= body+1 {
 		b[off] = TypeArray8
 		b[off+1] = byte(body + 1)
 		b[off+2] = byte(count)

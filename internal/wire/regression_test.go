@@ -195,3 +195,31 @@ func TestRegressionArrayNullDescriptor(t *testing.T) {
 		t.Fatalf("decoded as %#v", a)
 	}
 }
+
+// Bug 12 (found by FuzzReadAny in a second 2-minute run of cmd/reliability): the
+// encoder wrote an array in the 8-bit form whenever its size and count fit a byte, but
+// the decoder takes at most one element per byte of size, and the 8-bit form's size
+// counts 3 bytes fewer than the 32-bit one's: five nulls (zero-width elements),
+// f0 00 00 00 05 00 00 00 05 40, decoded and re-encoded as e0 02 05 40, which the
+// decoder refuses. The encoder keeps the 32-bit form there.
+func TestRegressionArrayOfNullsNarrowed(t *testing.T) {
+	for _, n := range []int{1, 2, 5} {
+		in := binary.BigEndian.AppendUint32([]byte{TypeArray32}, 5)
+		in = binary.BigEndian.AppendUint32(in, uint32(n))
+		in = append(in, TypeNull)
+		v, err := NewDecoder(in).ReadAny()
+		if err != nil {
+			t.Fatalf("%d nulls: %v", n, err)
+		}
+		out, err := AppendAny(nil, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewDecoder(out).ReadAny(); err != nil {
+			t.Errorf("%d nulls re-encode as % x, which does not decode: %v", n, out, err)
+		}
+		if n <= 2 && out[0] != TypeArray8 {
+			t.Errorf("%d nulls re-encode as % x, not in the 8-bit form", n, out)
+		}
+	}
+}
