@@ -84,6 +84,9 @@
 //     unsettled with the usual header, and its outcomes change nothing.
 //   - Senders are granted 500 credit (Options.LinkCredit), topped back up after every
 //     message, the flow before the disposition.
+//   - At most 500 client connections at once (Options.MaxConnections, qpidd's
+//     max-connections): one more is closed as soon as it is accepted, before any
+//     byte, as qpidd closes it.
 //   - A consumer that does not read its socket is sent nothing more once
 //     Options.ConnOutputLimit bytes (512 KiB) wait for it: its messages stay in their
 //     queue (where the queue limits count them) and go on when it reads; it keeps its
@@ -270,6 +273,7 @@ func (b *Broker) newServer() *engine.Server {
 		IdleTimeoutFromPeer: o.IdleTimeout == 0,
 		MaxMessageSize:      o.MaxMessageSize,
 		OutputHighWater:     o.ConnOutputLimit,
+		MaxConnections:      max(o.MaxConnections, 0),
 		// Announced only when set, as a policy's limit is; unset, the attach says 0
 		// (no limit) as the real one's does, and 64 MiB still applies.
 		AnnounceMaxMessageSize: o.MaxMessageSize > 0,

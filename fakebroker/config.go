@@ -12,8 +12,8 @@ import (
 )
 
 // Config is what the fake broker takes from a qpidd.conf file: the keys port,
-// queue-patterns, topic-patterns, default-queue-limit, default-flow-stop-threshold and
-// default-flow-resume-threshold. Other keys (auth, data-dir, interface, ...) are
+// queue-patterns, topic-patterns, default-queue-limit, default-flow-stop-threshold,
+// default-flow-resume-threshold and max-connections. Other keys (auth, data-dir, interface, ...) are
 // listed in Ignored so a caller can see what had no effect.
 type Config struct {
 	// Port is the port key's value, "" when the file has none.
@@ -29,6 +29,9 @@ type Config struct {
 	// default-flow-stop-threshold and default-flow-resume-threshold, percent of a
 	// queue's limits (0: no producer flow control); nil when absent.
 	FlowStopThreshold, FlowResumeThreshold *int
+	// MaxConnections is the max-connections key's value (0: no limit), nil when the
+	// file has none.
+	MaxConnections *int
 	// Options holds every key with its values in file order, the ones above
 	// included. A key under a [section] header is named "section.key".
 	Options map[string][]string
@@ -112,6 +115,13 @@ func ParseConfig(r io.Reader) (*Config, error) {
 			} else {
 				cfg.FlowResumeThreshold = &pct
 			}
+		case "max-connections":
+			v, err := strconv.ParseUint(value, 10, 31)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: max-connections %q is not a number of connections", lineNo, value)
+			}
+			n := int(v)
+			cfg.MaxConnections = &n
 		case "queue-patterns", "topic-patterns":
 			if value == "" {
 				return nil, fmt.Errorf("line %d: %s without a pattern", lineNo, key)

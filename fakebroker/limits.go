@@ -51,6 +51,10 @@ import (
 // unless configured otherwise, 100 MiB.
 const DefaultQueueLimit = 104857600
 
+// DefaultMaxConnections is qpidd's max-connections: the client connections it serves
+// at once.
+const DefaultMaxConnections = 500
+
 // The producer flow-control thresholds of qpidd, in percent of a queue's limits:
 // default-flow-stop-threshold and default-flow-resume-threshold.
 const (

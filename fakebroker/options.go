@@ -112,6 +112,10 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxMessageSize bounds a message the broker accepts. Default: 64 MiB, not announced (the real one announces no limit).
 	MaxMessageSize int64
+	// MaxConnections bounds the client connections served at once: one more is
+	// closed as soon as it is accepted, before any byte, as qpidd does. Default
+	// (zero): ConfigFile's max-connections, else 500, qpidd's. Negative: no limit.
+	MaxConnections int
 	// ConnOutputLimit is how many bytes the broker queues for one client connection
 	// before it stops sending it messages: a client that does not read its socket
 	// then costs that much, the messages wait (in their queues), and they go on once
@@ -170,6 +174,12 @@ func (o *Options) resolve() (Options, error) {
 				v.QueueLimit = int64(min(*cfg.QueueLimit, 1<<62))
 			}
 		}
+		if v.MaxConnections == 0 && cfg.MaxConnections != nil {
+			v.MaxConnections = -1 // 0 in qpidd.conf: no limit
+			if *cfg.MaxConnections > 0 {
+				v.MaxConnections = *cfg.MaxConnections
+			}
+		}
 		if v.FlowStopThreshold == 0 && cfg.FlowStopThreshold != nil {
 			v.FlowStopThreshold = offIfZero(*cfg.FlowStopThreshold)
 		}
@@ -197,6 +207,9 @@ func (o *Options) resolve() (Options, error) {
 	}
 	if v.QueueLimit == 0 {
 		v.QueueLimit = DefaultQueueLimit
+	}
+	if v.MaxConnections == 0 {
+		v.MaxConnections = DefaultMaxConnections
 	}
 	if err := resolveThresholds(&v); err != nil {
 		return v, err

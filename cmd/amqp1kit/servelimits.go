@@ -14,6 +14,7 @@ import (
 type brokerLimitFlags struct {
 	BrokerQueueLimit int64    `name:"broker-queue-limit" placeholder:"BYTES" help:"Bytes of messages a queue of the broker holds at most, as qpidd's default-queue-limit (a sender whose message would go beyond is detached with resource-limit-exceeded); 0 for no limit. Default: the --broker-config file's default-queue-limit, else 104857600, qpidd's."`
 	BrokerMaxCount   int      `name:"broker-max-count" placeholder:"N" help:"Messages a queue of the broker holds at most, as qpid.max_count on every queue; 0 (the default) for no count limit."`
+	BrokerMaxConns   int      `name:"broker-max-connections" placeholder:"N" help:"Client connections the broker serves at once, as qpidd's max-connections (one more is closed at once); 0 for no limit. Default: the --broker-config file's max-connections, else 500, qpidd's."`
 	BrokerLimit      []string `name:"broker-limit" sep:"none" placeholder:"PATTERN=BYTES[,COUNT]" help:"Limits for the broker's queues whose names (or a subscription's topic) match PATTERN, a POSIX basic regular expression as queue-patterns: BYTES as --broker-queue-limit, COUNT as --broker-max-count (0 keeps the default, -1 for none). Repeatable; the first match wins."`
 }
 
@@ -34,6 +35,16 @@ func (f *brokerLimitFlags) apply(kctx *kong.Context, o *fakebroker.Options) erro
 		return usageError{fmt.Errorf("--broker-max-count %d is negative (0 means no limit)", f.BrokerMaxCount)}
 	}
 	o.MaxDepth = f.BrokerMaxCount
+	if flagGiven(kctx, "broker-max-connections") {
+		switch {
+		case f.BrokerMaxConns < 0:
+			return usageError{fmt.Errorf("--broker-max-connections %d is negative (0 means no limit)", f.BrokerMaxConns)}
+		case f.BrokerMaxConns == 0:
+			o.MaxConnections = -1
+		default:
+			o.MaxConnections = f.BrokerMaxConns
+		}
+	}
 	for _, spec := range f.BrokerLimit {
 		l, err := parseQueueLimit(spec)
 		if err != nil {

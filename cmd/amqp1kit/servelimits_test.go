@@ -26,7 +26,7 @@ func TestServeBrokerLimits(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--no-router", "--broker-addr", "127.0.0.1:0",
-			"--broker-queue-limit", "10000", "--broker-limit", `^unicast\.small=3000,2`}, pw, &stderr)
+			"--broker-queue-limit", "10000", "--broker-limit", `^unicast\.small=3000,2`, "--broker-max-connections", "1"}, pw, &stderr)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
@@ -55,8 +55,15 @@ func TestServeBrokerLimits(t *testing.T) {
 		require.NotNil(t, le.RemoteErr, addr)
 		require.Contains(t, le.RemoteErr.Description, want, addr)
 	}
+	// --broker-max-connections 1: a second connection is closed at once.
+	_, err = amqp.Dial(dctx, url, nil)
+	require.Error(t, err, "a second connection beyond --broker-max-connections 1")
 	cancel()
 	require.Equal(t, 0, <-done, stderr.String())
+
+	var out, errOut bytes.Buffer
+	require.Equal(t, 2, run(context.Background(), []string{"serve", "--no-router", "--broker-max-connections=-1"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "--broker-max-connections -1 is negative")
 }
 
 func TestParseQueueLimit(t *testing.T) {

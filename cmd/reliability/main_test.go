@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -29,7 +30,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var progress bytes.Buffer
+	var progress lockedBuffer // the fakes' stderr and the probes' progress both write it
 	e := &env{cfg: cfg, progress: &progress, starter: &starter{amqp1kit: bin, log: &progress}}
 	results := runProbes(context.Background(), e)
 	t.Log(progress.String())
@@ -73,4 +74,22 @@ func TestFlags(t *testing.T) {
 	if len(cfg.probes) != len(allProbes) || !cfg.real {
 		t.Errorf("defaults: probes %v, real %v", cfg.probes, cfg.real)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that several goroutines may write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

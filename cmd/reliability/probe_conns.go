@@ -13,9 +13,10 @@ import (
 )
 
 // probeConns opens many idle connections and measures what each costs the
-// intermediary, then whether a fresh client is still served. qpidd refuses
-// connections beyond its max-connections (500 by default): the refusal is shown,
-// then qpidd is measured again with max-connections raised above --conns.
+// intermediary, then whether a fresh client is still served. qpidd and the fake
+// broker refuse connections beyond their max-connections (500 by default): the
+// refusal is shown, then they are measured again with max-connections raised above
+// --conns.
 func probeConns(ctx context.Context, e *env, name string) *result {
 	r := &result{}
 	t, err := e.starter.start(name, "")
@@ -25,14 +26,19 @@ func probeConns(ctx context.Context, e *env, name string) *result {
 	}
 	c := connsOnce(ctx, e, t)
 	t.stop()
-	if c.err != nil || c.refused == "" || name != qpidd {
+	if c.err != nil || c.refused == "" || (name != qpidd && name != fakeBroker) {
 		c.report(r, "")
 		return r
 	}
 	r.add(txt("default configuration", c.refused))
 	extra := fmt.Sprintf("max-connections=%d\n", e.cfg.conns+100)
 	e.logf("  %s again with %s", name, strings.TrimSpace(extra))
-	t, err = e.starter.startReal(name, extra)
+	if name == fakeBroker {
+		t, err = e.starter.serve(name, "--no-router", "--broker-addr", "127.0.0.1:0",
+			fmt.Sprintf("--broker-max-connections=%d", e.cfg.conns+100))
+	} else {
+		t, err = e.starter.startReal(name, extra)
+	}
 	if err != nil {
 		r.err = err
 		return r

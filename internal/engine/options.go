@@ -56,6 +56,10 @@ type Options struct {
 	// MaxOutputBuffer bounds the bytes queued for one peer that does not read; past
 	// it the connection is dropped. Default: 64 MiB.
 	MaxOutputBuffer int
+	// MaxConnections, when positive, bounds the connections served at once: one more
+	// is closed as soon as it is accepted, before any byte, as qpidd does beyond its
+	// max-connections. Default: no limit.
+	MaxConnections int
 	// OutputHighWater is the bytes queued for one peer (written or being written)
 	// above which Conn.Writable reports false, so that a policy stops sending messages
 	// to a peer that reads slowly instead of buffering them; once the queue falls

@@ -83,6 +83,12 @@ func (s *Server) ServeConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	if limit := s.opts.MaxConnections; limit > 0 && len(s.conns) >= limit {
+		s.mu.Unlock()
+		s.opts.Logger.Info("connection refused: max-connections reached", "remote", nc.RemoteAddr(), "max", limit)
+		nc.Close()
+		return
+	}
 	s.nextID++
 	c := newConn(s, nc, s.nextID)
 	s.conns[c] = struct{}{}
