@@ -399,6 +399,12 @@ func scenarioSessionWindow(ctx context.Context, env *Env) error {
 			break
 		}
 		receipts = append(receipts, rc)
+		// Each transfer is answered (or held) before the next is sent: whether an
+		// intermediary reads three transfers at once or one by one is timing, not
+		// behaviour.
+		if err := env.Quiet(ctx); err != nil {
+			return err
+		}
 	}
 	count := func() uint32 {
 		r.mu.Lock()
