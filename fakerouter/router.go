@@ -65,6 +65,12 @@
 //   - A message larger than MaxMessageSize (64 MiB unless set) closes its link with
 //     amqp:link:message-size-exceeded; qdrouterd streams messages of any size. The
 //     limit is announced only when set, as qdrouterd's policy limit is.
+//   - A pre-settled flood toward a consumer that stops reading: the fake holds the
+//     sender back (it gets no more credit until the consumer's output drains, and
+//     nothing is lost), where qdrouterd 1.19.0 keeps taking the messages and drops
+//     most of them (99 % in RELIABILITY.md's stuck-consumer probe). Losing messages
+//     silently is not what a test double should teach; unsettled senders see the same
+//     on both.
 //   - Frame batching: where qdrouterd settles several deliveries in one disposition
 //     range, or gives credit back in one flow, the fake may send one frame each. The
 //     state the client ends in is the same.
