@@ -90,14 +90,7 @@ func (c *frames) awaitCredit(t testingT, handle uint32) {
 func routerCreditBackOnAbort(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("abort")
-	rc := connectFrames(t, h)
-	rh, _ := rc.receiverLink(addr)
-	rc.flow(rh, 0, 10, false)
-	sc := connectFrames(t, h)
-	sh, _ := sc.senderLink(addr, wire.SenderSettleModeMixed)
-	if f := sc.linkFlow(sh, caseTimeLeft(t)); f == nil || f.LinkCredit == nil || *f.LinkCredit != 250 {
-		t.Fatalf("initial credit: flow %v, want 250", flowString(f))
-	}
+	rc, sc, sh := creditedPair(t, h, addr)
 	sc.abortedTransfer(sh, textMessage(string(bytes.Repeat([]byte("a"), 600))))
 	f := sc.linkFlow(sh, caseTimeLeft(t))
 	if f == nil {

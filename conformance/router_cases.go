@@ -114,20 +114,28 @@ func routerCreditWithIdleConsumer(t testingT, h *Harness) {
 	}
 }
 
+// creditedPair connects a consumer to addr with credit 10 and an unsettled sender to
+// it, and requires the sender's first flow to grant the router's link capacity (250).
+func creditedPair(t testingT, h *Harness, addr string) (rc, sc *frames, sh uint32) {
+	t.Helper()
+	rc = connectFrames(t, h)
+	rh, _ := rc.receiverLink(addr)
+	rc.flow(rh, 0, 10, false)
+	sc = connectFrames(t, h)
+	sh, _ = sc.senderLink(addr, wire.SenderSettleModeMixed)
+	if f := sc.linkFlow(sh, caseTimeLeft(t)); f == nil || f.LinkCredit == nil || *f.LinkCredit != 250 {
+		t.Fatalf("initial credit: flow %v, want 250", flowString(f))
+	}
+	return rc, sc, sh
+}
+
 // routerCreditBackOnSettlement: the router gives a sender back the credit of each
 // delivery as it settles it (a flow before the disposition), so an unsettled sender
 // holds the link capacity less what is in flight.
 func routerCreditBackOnSettlement(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("credit-back")
-	rc := connectFrames(t, h)
-	rh, _ := rc.receiverLink(addr)
-	rc.flow(rh, 0, 10, false)
-	sc := connectFrames(t, h)
-	sh, _ := sc.senderLink(addr, wire.SenderSettleModeMixed)
-	if f := sc.linkFlow(sh, caseTimeLeft(t)); f == nil || f.LinkCredit == nil || *f.LinkCredit != 250 {
-		t.Fatalf("initial credit: flow %v, want 250", flowString(f))
-	}
+	rc, sc, sh := creditedPair(t, h, addr)
 	for i := range 3 {
 		sc.transfer(sh, textMessage("m"), false)
 		tr, _ := rc.delivery()
@@ -150,14 +158,7 @@ func routerCreditBackOnSettlement(t testingT, h *Harness) {
 func routerNoPathAsksSenderToDrain(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("no-path")
-	rc := connectFrames(t, h)
-	rh, _ := rc.receiverLink(addr)
-	rc.flow(rh, 0, 10, false)
-	sc := connectFrames(t, h)
-	sh, _ := sc.senderLink(addr, wire.SenderSettleModeMixed)
-	if f := sc.linkFlow(sh, caseTimeLeft(t)); f == nil || f.LinkCredit == nil || *f.LinkCredit != 250 {
-		t.Fatalf("initial credit: flow %v, want 250", flowString(f))
-	}
+	rc, sc, sh := creditedPair(t, h, addr)
 	rc.Close()
 	if f := sc.linkFlow(sh, quietPeriod); f != nil {
 		t.Errorf("the consumer left and the sender got flow %s: credit is never taken back", flowString(f))
