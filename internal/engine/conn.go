@@ -256,6 +256,13 @@ func (c *Conn) writeLocked(ch uint16, body wire.Marshaler, payload []byte) {
 	if c.closingLocked() {
 		return
 	}
+	c.appendLocked(ch, body, payload)
+}
+
+// appendLocked encodes a frame into the output buffer, traces it and wakes the
+// writer, whatever the connection's state: writeLocked, and teardown's answer to a
+// peer's close.
+func (c *Conn) appendLocked(ch uint16, body wire.Marshaler, payload []byte) {
 	var err error
 	c.out, err = wire.AppendFrame(c.out, wire.FrameAMQP, ch, body, payload)
 	if err != nil {
@@ -663,13 +670,7 @@ func (c *Conn) teardown(err error) {
 	c.mu.Lock()
 	if c.peerClosed && !c.closeSent {
 		// The answer to the peer's close, after the handler has heard the links go.
-		out, err := wire.AppendFrame(c.out, wire.FrameAMQP, 0, &wire.Close{}, nil)
-		if err == nil {
-			c.out = out
-			if c.tracing {
-				c.trace(false, 0, &wire.Close{}, 0)
-			}
-		}
+		c.appendLocked(0, &wire.Close{}, nil)
 		c.closeSent = true
 	}
 	c.flushClose = true
