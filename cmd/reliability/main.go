@@ -16,6 +16,10 @@
 //	          connection ends
 //	journal   fake broker only: kill -9 of `amqp1kit serve --broker-dir` mid-stream of
 //	          durable sends, restart, count lost and duplicated (several runs)
+//	memory    fake broker and qpidd: a sender floods unsettled 1 KiB messages into a queue
+//	          whose one consumer accepts a message every 10 ms; the broker's RSS over
+//	          time, what was sent, accepted and consumed, how often and why the sender
+//	          was detached
 //	fuzz      the engine's and codec's fuzz targets run with go test -fuzz (from the
 //	          repository's checkout), corpus kept in the module's fuzz cache
 //
@@ -29,7 +33,7 @@
 //	go run ./reliability --probes stuck,conns --no-real
 //	go run ./reliability --markdown > /tmp/tables.md  # the tables of RELIABILITY.md
 //
-// Progress goes to stderr, results to stdout. The probes are slow (about 15 minutes
+// Progress goes to stderr, results to stdout. The probes are slow (about 16 minutes
 // with the defaults and fuzzing); the test runs each once with tiny sizes, fakes only.
 package main
 
@@ -51,29 +55,31 @@ import (
 
 // config is what the flags set.
 type config struct {
-	probes    []string
-	real      bool
-	markdown  bool
-	verbose   bool
-	amqp1kit  string
-	sample    time.Duration // RSS sampling interval
-	quiet     time.Duration // a peer silent this long has nothing more to send
-	flood     time.Duration // stuck: how long the sender floods
-	credit    uint32        // stuck: the credit the stuck consumer grants
-	leaveRuns int
-	leaveAt   time.Duration // leave: flood before the consumer leaves
-	leaveFor  time.Duration // leave: flood after it left
-	inflight  int           // killed: deliveries the consumer holds unsettled
-	conns     int
-	badWait   time.Duration // badinput: how long to wait for a bad connection's end
-	badGood   time.Duration // badinput: the good client's time after the last bad kind
-	jSends    int
-	jRuns     int
-	fuzzTime  time.Duration
-	fuzzRoot  string
+	probes      []string
+	real        bool
+	markdown    bool
+	verbose     bool
+	amqp1kit    string
+	sample      time.Duration // RSS sampling interval
+	quiet       time.Duration // a peer silent this long has nothing more to send
+	flood       time.Duration // stuck: how long the sender floods
+	credit      uint32        // stuck: the credit the stuck consumer grants
+	leaveRuns   int
+	leaveAt     time.Duration // leave: flood before the consumer leaves
+	leaveFor    time.Duration // leave: flood after it left
+	inflight    int           // killed: deliveries the consumer holds unsettled
+	conns       int
+	badWait     time.Duration // badinput: how long to wait for a bad connection's end
+	badGood     time.Duration // badinput: the good client's time after the last bad kind
+	jSends      int
+	jRuns       int
+	memoryFor   time.Duration // memory: how long the sender floods
+	memoryDelay time.Duration // memory: the slow consumer's time per message
+	fuzzTime    time.Duration
+	fuzzRoot    string
 }
 
-var allProbes = []string{"stuck", "leave", "killed", "conns", "badinput", "journal", "fuzz"}
+var allProbes = []string{"stuck", "leave", "killed", "conns", "badinput", "journal", "memory", "fuzz"}
 
 // probeTargets names the intermediaries each probe runs against.
 var probeTargets = map[string][]string{
@@ -83,6 +89,7 @@ var probeTargets = map[string][]string{
 	"conns":    {fakeRouter, qdrouterd, fakeBroker, qpidd},
 	"badinput": {fakeRouter, qdrouterd, fakeBroker, qpidd},
 	"journal":  {fakeBroker},
+	"memory":   {fakeBroker, qpidd},
 }
 
 // env is what a probe gets.
@@ -105,6 +112,7 @@ var probeFuncs = map[string]probeFunc{
 	"conns":    probeConns,
 	"badinput": probeBadInput,
 	"journal":  probeJournal,
+	"memory":   probeMemory,
 }
 
 func main() {
@@ -136,6 +144,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.badGood, "bad-good", 2*time.Second, "badinput: how long the good client goes on after the bad inputs")
 	fs.IntVar(&c.jSends, "journal-sends", 20000, "journal: durable sends per run")
 	fs.IntVar(&c.jRuns, "journal-runs", 3, "journal: runs")
+	fs.DurationVar(&c.memoryFor, "memory-for", 20*time.Second, "memory: how long the sender floods")
+	fs.DurationVar(&c.memoryDelay, "memory-delay", 10*time.Millisecond, "memory: the slow consumer's time per message")
 	fs.DurationVar(&c.fuzzTime, "fuzztime", 2*time.Minute, "fuzz: time per fuzz target")
 	fs.StringVar(&c.fuzzRoot, "repo", "", "fuzz: the repository's root (empty: found from the working directory)")
 	if err := fs.Parse(args); err != nil {

@@ -22,11 +22,12 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("building amqp1kit: %v\n%s", err, out)
 	}
 	cfg, err := parseFlags([]string{"--no-real", "--amqp1kit", bin,
-		"--probes", "stuck,leave,killed,conns,badinput,journal",
+		"--probes", "stuck,leave,killed,conns,badinput,journal,memory",
 		"--sample", "100ms", "--quiet", "500ms", "--flood", "500ms", "--credit", "100",
 		"--leave-runs", "1", "--leave-at", "200ms", "--leave-for", "200ms",
 		"--inflight", "3", "--conns", "10", "--bad-wait", "1s", "--bad-good", "50ms",
-		"--journal-sends", "100", "--journal-runs", "1"}, &bytes.Buffer{})
+		"--journal-sends", "100", "--journal-runs", "1",
+		"--memory-for", "500ms", "--memory-delay", "1ms"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
