@@ -106,13 +106,30 @@ func (e *env) logf(format string, args ...any) {
 type probeFunc func(ctx context.Context, e *env, target string) *result
 
 var probeFuncs = map[string]probeFunc{
-	"stuck":    probeStuck,
+	"stuck":    started(probeStuck),
 	"leave":    probeLeave,
-	"killed":   probeKilled,
+	"killed":   started(probeKilled),
 	"conns":    probeConns,
-	"badinput": probeBadInput,
+	"badinput": started(probeBadInput),
 	"journal":  probeJournal,
-	"memory":   probeMemory,
+	"memory":   started(probeMemory),
+}
+
+// started makes a probe of one that runs on one intermediary started with its default
+// configuration: it starts the intermediary, gives it to the probe, and stops it
+// after; a failure to start is the probe's result.
+func started(probe func(ctx context.Context, e *env, t *target, r *result)) probeFunc {
+	return func(ctx context.Context, e *env, name string) *result {
+		r := &result{}
+		t, err := e.starter.start(name, "")
+		if err != nil {
+			r.err = err
+			return r
+		}
+		defer t.stop()
+		probe(ctx, e, t, r)
+		return r
+	}
 }
 
 func main() {

@@ -252,16 +252,9 @@ func (g *goodClient) run(ctx context.Context, url, address string) error {
 	return nil
 }
 
-func probeBadInput(ctx context.Context, e *env, name string) *result {
-	r := &result{}
-	t, err := e.starter.start(name, "")
-	if err != nil {
-		r.err = err
-		return r
-	}
-	defer t.stop()
+func probeBadInput(ctx context.Context, e *env, t *target, r *result) {
 	good, bad := anycast+"good", anycast+"bad"
-	if !isRouter(name) {
+	if !isRouter(t.name) {
 		good, bad = "unicast.reliability-good", "unicast.reliability-bad"
 	}
 	g := &goodClient{errs: map[string]int{}}
@@ -276,7 +269,7 @@ func probeBadInput(ctx context.Context, e *env, name string) *result {
 			break
 		}
 		end := badConn(t.addr, bad, k, e.cfg.badWait)
-		e.logf("  %s: %s: %s", name, k.name, end)
+		e.logf("  %s: %s: %s", t.name, k.name, end)
 		ends = append(ends, txt("bad: "+k.name, end))
 		switch {
 		case strings.HasPrefix(end, "close ") || strings.HasPrefix(end, "end ") || strings.HasPrefix(end, "detach "):
@@ -305,5 +298,4 @@ func probeBadInput(ctx context.Context, e *env, name string) *result {
 		txt("bad connections left unanswered", fmt.Sprintf("%d (waited %v each)", silent, e.cfg.badWait)),
 	)
 	r.add(ends...)
-	return r
 }

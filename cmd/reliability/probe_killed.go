@@ -46,35 +46,29 @@ func readDeliveries(fc *frameclient.Conn, n int, within time.Duration) int {
 	return got
 }
 
-func probeKilled(ctx context.Context, e *env, name string) *result {
-	if isRouter(name) {
-		return killedRouter(ctx, e, name)
+func probeKilled(ctx context.Context, e *env, t *target, r *result) {
+	if isRouter(t.name) {
+		killedRouter(ctx, e, t, r)
+		return
 	}
-	return killedBroker(ctx, e, name)
+	killedBroker(ctx, e, t, r)
 }
 
 // killedRouter: unsettled deliveries reach a consumer that is then killed; what does
 // the sender hear about them?
-func killedRouter(ctx context.Context, e *env, name string) *result {
-	r := &result{}
-	t, err := e.starter.start(name, "")
-	if err != nil {
-		r.err = err
-		return r
-	}
-	defer t.stop()
+func killedRouter(ctx context.Context, e *env, t *target, r *result) {
 	address := anycast + "killed"
 	n := e.cfg.inflight
 	fc, err := holdingConsumer(t.addr, address, uint32(n))
 	if err != nil {
 		r.err = fmt.Errorf("consumer: %w", err)
-		return r
+		return
 	}
 	f, err := newFlooder(ctx, t.url(), address, false)
 	if err != nil {
 		fc.Close()
 		r.err = fmt.Errorf("sender: %w", err)
-		return r
+		return
 	}
 	defer f.conn.Close()
 	var receipts []amqp.SendReceipt
@@ -101,7 +95,6 @@ func killedRouter(ctx context.Context, e *env, name string) *result {
 		num("unsettled deliveries held by the killed consumer", float64(held), ""),
 		txt("outcomes the sender got", tallyString(tally, len(receipts))),
 	)
-	return r
 }
 
 func outcomeName(st amqp.DeliveryState, err error) string {
@@ -140,20 +133,13 @@ func tallyString(t map[string]int, total int) string {
 
 // killedBroker: messages on a queue, a consumer takes them unsettled and is killed;
 // a second consumer must get every one, marked redelivered.
-func killedBroker(ctx context.Context, e *env, name string) *result {
-	r := &result{}
-	t, err := e.starter.start(name, "")
-	if err != nil {
-		r.err = err
-		return r
-	}
-	defer t.stop()
+func killedBroker(ctx context.Context, e *env, t *target, r *result) {
 	address := "unicast.reliability-killed"
 	n := e.cfg.inflight
 	f, err := newFlooder(ctx, t.url(), address, false)
 	if err != nil {
 		r.err = fmt.Errorf("sender: %w", err)
-		return r
+		return
 	}
 	defer f.conn.Close()
 	accepted := 0
@@ -170,7 +156,7 @@ func killedBroker(ctx context.Context, e *env, name string) *result {
 	fc, err := holdingConsumer(t.addr, address, uint32(n))
 	if err != nil {
 		r.err = fmt.Errorf("consumer: %w", err)
-		return r
+		return
 	}
 	held := readDeliveries(fc, accepted, 10*time.Second)
 	fc.Close()
@@ -193,7 +179,6 @@ func killedBroker(ctx context.Context, e *env, name string) *result {
 		num("lost", float64(lost), ""),
 		num("duplicated", float64(dups), ""),
 	)
-	return r
 }
 
 // drainQueue receives from address, accepting, until nothing arrives for quiet. It

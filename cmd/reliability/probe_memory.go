@@ -26,14 +26,7 @@ const memoryAddress = "unicast.reliability.memory"
 // that retries would. It reports the broker's RSS (peak, at the end, over time), what
 // the sender sent and got accepted, how often and why its link was detached, and what
 // the consumer took.
-func probeMemory(ctx context.Context, e *env, name string) *result {
-	r := &result{}
-	t, err := e.starter.start(name, "")
-	if err != nil {
-		r.err = err
-		return r
-	}
-	defer t.stop()
+func probeMemory(ctx context.Context, e *env, t *target, r *result) {
 	rss0, _ := t.rssKiB()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.memoryFor)
 	defer cancel()
@@ -41,18 +34,18 @@ func probeMemory(ctx context.Context, e *env, name string) *result {
 	conn, err := amqp.Dial(ctx, t.url(), &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()})
 	if err != nil {
 		r.err = fmt.Errorf("consumer: %w", err)
-		return r
+		return
 	}
 	defer conn.Close()
 	sess, err := conn.NewSession(ctx, nil)
 	if err != nil {
 		r.err = fmt.Errorf("consumer: %w", err)
-		return r
+		return
 	}
 	rcv, err := sess.NewReceiver(ctx, memoryAddress, &amqp.ReceiverOptions{Credit: 10})
 	if err != nil {
 		r.err = fmt.Errorf("consumer: %w", err)
-		return r
+		return
 	}
 	var consumed atomic.Int64
 	var wg sync.WaitGroup
@@ -75,7 +68,7 @@ func probeMemory(ctx context.Context, e *env, name string) *result {
 	samples := s.finish()
 	if ferr != nil && ctx.Err() == nil {
 		r.err = fmt.Errorf("sender: %w", ferr)
-		return r
+		return
 	}
 	end, _ := t.rssKiB()
 	peak := end
@@ -96,7 +89,6 @@ func probeMemory(ctx context.Context, e *env, name string) *result {
 	if f.firstDetach != "" {
 		r.add(txt("first detach", f.firstDetach))
 	}
-	return r
 }
 
 // floodCount is what floodUnsettled did.

@@ -138,21 +138,14 @@ func series(samples []int, every time.Duration) string {
 
 // probeStuck: a consumer grants credit and never reads its socket while a sender
 // floods pre-settled messages.
-func probeStuck(ctx context.Context, e *env, name string) *result {
-	r := &result{}
-	t, err := e.starter.start(name, "")
-	if err != nil {
-		r.err = err
-		return r
-	}
-	defer t.stop()
+func probeStuck(ctx context.Context, e *env, t *target, r *result) {
 	address := anycast + "stuck"
 	rss0, _ := t.rssKiB()
 
 	nc, err := frameclient.Receivers(t.addr, []string{address})
 	if err != nil {
 		r.err = fmt.Errorf("stuck consumer: %w", err)
-		return r
+		return
 	}
 	defer nc.Close()
 	fc := frameclient.New(nc)
@@ -160,7 +153,7 @@ func probeStuck(ctx context.Context, e *env, name string) *result {
 	if err := fc.Write(0, &wire.Flow{NextIncomingID: &zero, IncomingWindow: 1 << 20, OutgoingWindow: 1 << 20,
 		Handle: &h, DeliveryCount: &zero, LinkCredit: &credit}); err != nil {
 		r.err = fmt.Errorf("stuck consumer: granting credit: %w", err)
-		return r
+		return
 	}
 	// Keep-alive frames (writes only) so that no idle timeout ends the connection.
 	keepAlive := make(chan struct{})
@@ -181,7 +174,7 @@ func probeStuck(ctx context.Context, e *env, name string) *result {
 	if err != nil {
 		close(keepAlive)
 		r.err = fmt.Errorf("sender: %w", err)
-		return r
+		return
 	}
 	defer f.conn.Close()
 	s := sampleRSS(t.pid, e.cfg.sample)
@@ -197,7 +190,7 @@ wait:
 		case <-progress.C:
 			n, _ := f.count()
 			kib, _ := t.rssKiB()
-			e.logf("  %s: %d sent, RSS %.0f MiB", name, n, mib(kib))
+			e.logf("  %s: %d sent, RSS %.0f MiB", t.name, n, mib(kib))
 		}
 	}
 	progress.Stop()
@@ -228,7 +221,6 @@ wait:
 	} else {
 		r.add(txt("sender", "kept its link"))
 	}
-	return r
 }
 
 // drainStuck reads what the peer sends until it is quiet for quiet, and says whether
