@@ -40,7 +40,7 @@ var cases = map[string]func(t testingT, h *Harness){
 }
 
 func init() {
-	for _, more := range []map[string]func(testingT, *Harness){brokerCases, routerCases, linkRouteCases, fidelityCases, brokerLimitCases} {
+	for _, more := range []map[string]func(testingT, *Harness){brokerCases, routerCases, linkRouteCases, fidelityCases, brokerLimitCases, anycastCases} {
 		for name, c := range more {
 			if _, dup := cases[name]; dup {
 				panic("conformance: two cases named " + name)

@@ -30,30 +30,32 @@ func rawLink(t *testing.T, addr string, a *wire.Attach) *frameclient.Conn {
 	return c
 }
 
-// A consumer that grants a lot of credit and then stops reading its socket costs the
-// router a bounded amount: the router holds back what it would send it, its sender runs
-// out of credit (pre-settled messages give their credit back only once written), the
-// consumer keeps its connection, and everything flows again once it reads.
-func TestStuckConsumerHoldsSendersBack(t *testing.T) {
-	r := fakerouter.RunT(t, nil)
-	const addr = "unicast.stuck"
+// stuckConsumer attaches a consumer to addr that grants a million credit and then
+// never reads its socket, and a sender to addr; both by hand.
+func stuckConsumer(t *testing.T, r *fakerouter.Router, addr string) (consumer, producer *frameclient.Conn) {
+	t.Helper()
 	zero, credit, handle := uint32(0), uint32(1_000_000), uint32(0)
-	consumer := rawLink(t, r.Addr(), &wire.Attach{Name: "stuck", Role: wire.RoleReceiver,
+	consumer = rawLink(t, r.Addr(), &wire.Attach{Name: "stuck", Role: wire.RoleReceiver,
 		SndSettleMode: wire.SenderSettleModeMixed, Source: &wire.Source{Address: addr}, Target: &wire.Target{}})
 	require.NoError(t, consumer.Write(0, &wire.Flow{IncomingWindow: 1 << 30, OutgoingWindow: 1 << 30,
 		Handle: &handle, DeliveryCount: &zero, LinkCredit: &credit}))
-
-	producer := rawLink(t, r.Addr(), &wire.Attach{Name: "flood", Role: wire.RoleSender,
+	producer = rawLink(t, r.Addr(), &wire.Attach{Name: "flood", Role: wire.RoleSender,
 		SndSettleMode: wire.SenderSettleModeMixed, Source: &wire.Source{}, Target: &wire.Target{Address: addr},
 		InitialDeliveryCount: &zero})
+	return consumer, producer
+}
+
+// flood sends 1 KiB messages on producer's link 0, pre-settled or not, as its credit
+// allows, until limit bytes went or no credit came for a second (the router holds the
+// sender back); it returns how many it sent.
+func flood(t *testing.T, producer *frameclient.Conn, settled bool, limit int) int {
+	t.Helper()
 	payload, err := (&wire.Message{Data: [][]byte{bytes.Repeat([]byte("x"), 1024)}}).AppendTo(nil)
 	require.NoError(t, err)
-	const limit = 64 << 20 // what an unbounded router would take without blinking
 	sent, have := 0, uint32(0)
 	format := uint32(0)
 	for sent*len(payload) < limit {
 		if have == 0 {
-			// Wait for credit; none for a second means the router holds the sender back.
 			f, err := producer.Quiet(time.Second)
 			require.NoError(t, err)
 			if f.Body == nil {
@@ -67,27 +69,79 @@ func TestStuckConsumerHoldsSendersBack(t *testing.T) {
 		id := uint32(sent)
 		require.NoError(t, producer.WriteTransfer(0, &wire.Transfer{Handle: 0, DeliveryID: &id,
 			DeliveryTag:   []byte{byte(id), byte(id >> 8), byte(id >> 16), byte(id >> 24)},
-			MessageFormat: &format, Settled: true}, payload))
+			MessageFormat: &format, Settled: settled}, payload))
 		sent++
 		have--
 	}
-	t.Logf("the sender got %d messages (%d KiB) out before the router held it back", sent, sent*len(payload)>>10)
-	require.Less(t, sent*len(payload), limit, "the router kept granting credit to a sender whose consumer does not read")
+	return sent
+}
+
+// A consumer that grants a lot of credit and then stops reading its socket costs the
+// router a bounded amount, as in qdrouterd 1.19.0: the router stops writing to it
+// once ConnOutputLimit is queued and keeps what it has for it on the consumer's
+// undelivered list; a pre-settled sender keeps its credit (qdrouterd gives a
+// pre-settled delivery's credit back as soon as it is routed), and whenever a
+// pre-settled message finds that list at the link capacity (250) the router drops the
+// pre-settled ones on it but the first. The consumer keeps its connection and, once
+// it reads, gets every message that was not dropped.
+func TestStuckConsumerPresettledFloodDropped(t *testing.T) {
+	r := fakerouter.RunT(t, nil)
+	const addr = "unicast.stuck"
+	consumer, producer := stuckConsumer(t, r, addr)
+	const limit = 32 << 20
+	sent := flood(t, producer, true, limit)
+	t.Logf("the sender sent %d pre-settled messages", sent)
+	require.Equal(t, limit/1032+1, sent, "a pre-settled sender keeps its credit")
 	require.Equal(t, 2, r.Connections(), "the slow consumer keeps its connection")
 	for _, c := range r.Conns() {
 		if c.Container == "stuck" {
 			// The default ConnOutputLimit (512 KiB), plus the message that took it over.
-			require.LessOrEqual(t, c.Queued, 512<<10+2*len(payload), "the output queued for a consumer that does not read")
+			require.LessOrEqual(t, c.Queued, 512<<10+2*1032, "the output queued for a consumer that does not read")
 		}
 	}
+	info, _ := r.Address(addr)
+	require.LessOrEqual(t, info.Waiting, 251, "the consumer's undelivered list stays at the link capacity")
+	require.Positive(t, info.Counts.Dropped, "pre-settled messages beyond the link capacity are dropped")
 
-	// The consumer reads: every message arrives, and the sender gets credit again.
+	// The consumer reads: everything not dropped arrives.
 	got := 0
-	for got < sent {
-		f, err := consumer.Next()
+	for {
+		f, err := consumer.Quiet(time.Second)
 		require.NoError(t, err)
+		if f.Body == nil {
+			break
+		}
 		if _, ok := f.Body.(*wire.Transfer); ok {
 			got++
+		}
+	}
+	info, _ = r.Address(addr)
+	t.Logf("delivered %d, dropped %d", got, info.Counts.Dropped)
+	require.Equal(t, sent, got+int(info.Counts.Dropped), "every message is delivered or counted dropped")
+	require.Zero(t, info.Waiting)
+}
+
+// Unsettled, the same flood is held back: the sender's credit comes back only as the
+// router settles its deliveries, so it stops at the link capacity (250) in flight, and
+// nothing is dropped.
+func TestStuckConsumerHoldsUnsettledSenderBack(t *testing.T) {
+	r := fakerouter.RunT(t, nil)
+	const addr = "unicast.stuck-unsettled"
+	consumer, producer := stuckConsumer(t, r, addr)
+	sent := flood(t, producer, false, 32<<20)
+	require.Equal(t, 250, sent, "the sender stops at the link capacity")
+	info, _ := r.Address(addr)
+	require.Zero(t, info.Counts.Dropped)
+
+	// The consumer reads and settles: every message arrives, and the sender gets its
+	// credit back.
+	for got := 0; got < sent; {
+		f, err := consumer.Next()
+		require.NoError(t, err)
+		if tr, ok := f.Body.(*wire.Transfer); ok {
+			got++
+			require.NoError(t, consumer.Write(0, &wire.Disposition{Role: wire.RoleReceiver, First: *tr.DeliveryID,
+				Settled: true, State: &wire.Accepted{}}))
 		}
 	}
 	for {
@@ -124,8 +178,9 @@ func TestConsumerLeavesMidFloodSenderKeepsLink(t *testing.T) {
 			err := snd.Send(sctx, amqp.NewMessage([]byte("flood")), nil)
 			cancel()
 			var ae *amqp.Error
-			if err != nil && !(errors.As(err, &ae) && ae.Condition == amqp.ErrCondTransferLimitExceeded) {
-				flood <- err // anything but waiting for credit
+			waiting := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ae) && ae.Condition == amqp.ErrCondTransferLimitExceeded
+			if err != nil && !waiting {
+				flood <- err // anything but waiting for credit (or a slow machine)
 				return
 			}
 		}

@@ -3,6 +3,8 @@ package fakerouter
 import (
 	"crypto/rand"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 
 	"github.com/amqp1kit/amqp1kit/internal/engine"
@@ -61,19 +63,21 @@ type node struct {
 	dynamic   bool
 	consumers []*consumer
 	producers []*producer
-	waiting   []*transit // anycast messages waiting for a consumer's credit
-	rr        int
 	counts    Counts
 	mgmt      nodeMgmt // management.go
 }
 
 type consumer struct {
-	link        *engine.Link
-	r           *Router
-	node        *node
-	backlog     []*transit // multicast copies waiting for this consumer's credit
-	outstanding int        // unsettled deliveries sent on the link
-	stats       linkStats  // management.go
+	link *engine.Link
+	r    *Router
+	node *node
+	// undelivered are the messages given to this consumer and not yet sent: it has
+	// no credit, or its connection reads too slowly. As in qdrouterd, a message is
+	// given to a consumer when it arrives, whatever the consumer's credit, and waits
+	// there (qdrouterd's undelivered list of the outgoing link).
+	undelivered []*transit
+	outstanding int       // unsettled deliveries sent on the link
+	stats       linkStats // management.go
 }
 
 type producer struct {
@@ -81,9 +85,10 @@ type producer struct {
 	r    *Router
 	node *node // nil on an anonymous-relay link
 	// inFlight counts the sender's deliveries the router still holds: unsettled ones
-	// until it settles them, pre-settled ones until they are written to their
-	// consumers (or dropped). Its credit is the link capacity less these, so a
-	// consumer that reads slowly holds its senders back instead of filling memory.
+	// until it settles them, pre-settled ones until they are given to their
+	// consumers (or dropped), which is at once. Its credit is the link capacity less
+	// these, so unsettled messages for a consumer that does not settle or read hold
+	// their senders back, as in qdrouterd; pre-settled ones never do.
 	inFlight uint32
 	// granted is set once the sender had credit: from then on settlements give it
 	// back, path or not, as qdrouterd does.
@@ -108,10 +113,9 @@ type transit struct {
 	copies *copies
 }
 
-// copies are the copies of one multicast message, one a consumer. Unsettled, qdrouterd
+// copies are the unsettled copies of one multicast message, one a consumer: qdrouterd
 // settles the sender's delivery once every copy is settled, with the strongest outcome
 // any consumer gave: rejected, then accepted, then modified, then released.
-// Pre-settled, the sender gets its credit back once every copy is written (or lost).
 type copies struct {
 	of      *transit // the sender's message
 	pending int
@@ -140,10 +144,6 @@ func outcomeRank(s wire.DeliveryState) int {
 	}
 	return 0
 }
-
-// maxBacklog bounds the multicast copies waiting for one slow consumer; past it copies
-// for that consumer are dropped (and counted), as a router holds no store.
-const maxBacklog = 10000
 
 func newCore(o *Options) (*core, error) {
 	t, err := newAddressTable(o.Addresses, o.DefaultDistribution)
@@ -204,7 +204,7 @@ func (c *core) nodeLocked(addr string) *node {
 }
 
 func (c *core) gcLocked(n *node) {
-	if len(n.consumers) == 0 && len(n.producers) == 0 && len(n.waiting) == 0 {
+	if len(n.consumers) == 0 && len(n.producers) == 0 {
 		if c.nodes[n.name] == n {
 			delete(c.nodes, n.name)
 		}
@@ -361,65 +361,77 @@ func (c *core) credit(l *engine.Link) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pumpLocked(co.node)
+	c.sendUndeliveredLocked(co)
 }
 
-// pumpLocked sends waiting messages of n to consumers with credit.
+// pumpLocked sends the consumers of n what waits for them, as far as their credit
+// goes.
 func (c *core) pumpLocked(n *node) {
 	for _, co := range n.consumers {
-		for len(co.backlog) > 0 && co.link.Credit() > 0 && c.writableLocked(co) {
-			t := co.backlog[0]
-			co.backlog = co.backlog[1:]
-			c.forwardLocked(t, co)
-		}
-	}
-	for len(n.waiting) > 0 {
-		co := c.pickLocked(n, n.waiting[0].from)
-		if co == nil {
-			return
-		}
-		t := n.waiting[0]
-		n.waiting[0] = nil
-		n.waiting = n.waiting[1:]
-		c.forwardLocked(t, co)
+		c.sendUndeliveredLocked(co)
 	}
 }
 
-// pickLocked chooses the consumer of an anycast message, or nil if none has credit.
+// pickLocked chooses the consumer of an anycast message as qdrouterd 1.19's
+// forwarders do, whatever the consumers' credit: nil only when there is none.
+//
+// Balanced (qdr_forward_balanced_CT): the consumer with the fewest messages given
+// and not yet settled (undelivered and unsettled), among those with fewer than the
+// link capacity if any, the first in attach order on a tie; a consumer on another
+// router counts one more (the hop's cost) and is looked at only when no local one
+// has nothing outstanding.
+//
+// Closest (qdr_forward_closest_CT): the consumers of the sender's router take turns
+// in attach order (the first is chosen, then moved last); other routers' only when
+// it has none.
 func (c *core) pickLocked(n *node, from *Router) *consumer {
-	k := len(n.consumers)
-	if k == 0 {
+	if len(n.consumers) == 0 {
 		return nil
 	}
-	var best *consumer
-	switch n.dist {
-	case Balanced:
-		for i := range k {
-			co := n.consumers[(n.rr+i)%k]
-			if co.link.Credit() == 0 || !c.writableLocked(co) {
-				continue
-			}
-			if best == nil || co.outstanding < best.outstanding {
-				best = co
-			}
-		}
-	default: // Closest: local consumers first, in turn.
-		for pass := 0; pass < 2 && best == nil; pass++ {
-			for i := range k {
-				co := n.consumers[(n.rr+i)%k]
-				if (pass == 0) != (co.r == from) || co.link.Credit() == 0 || !c.writableLocked(co) {
-					continue
-				}
-				best = co
-				break
-			}
-		}
+	if n.dist == Balanced {
+		return c.balancedLocked(n, from)
 	}
-	if best != nil {
-		n.rr++
-	}
-	return best
+	pick := max(slices.IndexFunc(n.consumers, func(co *consumer) bool { return co.r == from }), 0)
+	co := n.consumers[pick]
+	n.consumers = append(slices.Delete(n.consumers, pick, pick+1), co)
+	return co
 }
+
+// balancedLocked is pickLocked for a balanced address.
+func (c *core) balancedLocked(n *node, from *Router) *consumer {
+	capacity := int(c.capacity)
+	var eligible, ineligible *consumer
+	eligibleLoad, ineligibleLoad := math.MaxInt, math.MaxInt
+	consider := func(co *consumer, load int) {
+		switch {
+		case co.load() < capacity && load < eligibleLoad:
+			eligible, eligibleLoad = co, load
+		case co.load() >= capacity && load < ineligibleLoad:
+			ineligible, ineligibleLoad = co, load
+		}
+	}
+	for _, co := range n.consumers {
+		if co.r == from {
+			consider(co, co.load())
+			if eligibleLoad == 0 {
+				return eligible
+			}
+		}
+	}
+	for _, co := range n.consumers {
+		if co.r != from {
+			consider(co, co.load()+1)
+		}
+	}
+	if eligible != nil {
+		return eligible
+	}
+	return ineligible
+}
+
+// load is what qdrouterd weighs a consumer by: the messages given to it and not yet
+// sent, and those sent and not yet settled.
+func (co *consumer) load() int { return len(co.undelivered) + co.outstanding }
 
 // delivery routes a message a client sent on link l.
 func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
@@ -434,7 +446,7 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 	defer c.mu.Unlock()
 	p.inFlight++
 	c.agent.received(p, d)
-	// Pre-settled deliveries give their credit back once written to their consumers
+	// Pre-settled deliveries give their credit back once given to their consumers
 	// (doneLocked); unsettled ones once the router settles them (settleSenderLocked).
 	n := p.node
 	if n == nil { // anonymous relay
@@ -485,23 +497,56 @@ func (c *core) aborted(l *engine.Link) {
 	c.topUpLocked(p)
 }
 
-// routeLocked sends t to its node's consumers by the node's distribution, holds it
-// for their credit, or gives it back when there is no consumer.
+// routeLocked gives t to its node's consumers by the node's distribution, or back to
+// its sender when there is no consumer.
 func (c *core) routeLocked(t *transit) {
 	n := t.node
 	if n.dist == Multicast {
 		c.multicastLocked(t)
 		return
 	}
-	if co := c.pickLocked(n, t.from); co != nil && len(n.waiting) == 0 {
-		c.forwardLocked(t, co)
+	co := c.pickLocked(n, t.from)
+	if co == nil {
+		c.noPathLocked(t)
 		return
 	}
-	if len(n.consumers) > 0 {
-		n.waiting = append(n.waiting, t)
-		return
+	c.giveLocked(t, co)
+	c.doneLocked(t)
+}
+
+// giveLocked gives t to consumer co: it is sent at once if co has credit and its
+// connection reads, and otherwise waits on co's undelivered list. As qdrouterd's
+// qdr_forward_deliver_CT, a pre-settled message that finds that list at the link
+// capacity or beyond first drops every pre-settled message on it but the first.
+func (c *core) giveLocked(t *transit, co *consumer) {
+	if t.settled && len(co.undelivered) >= int(c.capacity) {
+		kept := co.undelivered[:1]
+		for _, u := range co.undelivered[1:] {
+			if !u.settled {
+				kept = append(kept, u)
+				continue
+			}
+			u.node.counts.Dropped++
+			c.totals.Dropped++
+			c.agent.droppedUndelivered(co)
+		}
+		clear(co.undelivered[len(kept):])
+		co.undelivered = kept
 	}
-	c.noPathLocked(t)
+	co.undelivered = append(co.undelivered, t)
+	c.sendUndeliveredLocked(co)
+}
+
+// sendUndeliveredLocked sends co what waits for it, in order, as far as its credit
+// goes and while its connection reads.
+func (c *core) sendUndeliveredLocked(co *consumer) {
+	for len(co.undelivered) > 0 && co.link.Credit() > 0 && c.writableLocked(co) {
+		if !c.sendLocked(co.undelivered[0], co) {
+			return
+		}
+		co.undelivered[0] = nil
+		co.undelivered = co.undelivered[1:]
+	}
 }
 
 // settleAnonymousLocked settles a delivery the router refuses before routing it.
@@ -515,7 +560,7 @@ func (c *core) settleAnonymousLocked(p *producer, d *engine.Delivery, state wire
 }
 
 // doneLocked gives a pre-settled message's sender its credit back: the message was
-// written to its consumers or dropped.
+// given to its consumers or dropped.
 func (c *core) doneLocked(t *transit) {
 	if !t.settled || t.done {
 		return
@@ -569,22 +614,19 @@ func (c *core) multicastLocked(t *transit) {
 		}
 		return
 	}
-	group := &copies{of: t, pending: len(n.consumers)}
-	for _, co := range n.consumers {
-		cp := &transit{payload: t.payload, node: n, from: t.from, settled: t.settled, copies: group}
-		if co.link.Credit() > 0 && len(co.backlog) == 0 && c.writableLocked(co) {
-			c.forwardLocked(cp, co)
-		} else if len(co.backlog) < maxBacklog {
-			co.backlog = append(co.backlog, cp)
-		} else {
-			c.copyLostLocked(cp)
-		}
+	var group *copies
+	if !t.settled {
+		group = &copies{of: t, pending: len(n.consumers)}
 	}
+	for _, co := range n.consumers {
+		c.giveLocked(&transit{payload: t.payload, node: n, from: t.from, settled: t.settled, copies: group}, co)
+	}
+	c.doneLocked(t)
 }
 
 // writableLocked reports whether co's connection takes more messages now: one that
-// reads slowly is skipped until its output drains (Writable), as qdrouterd holds
-// back instead of buffering without bound.
+// reads slowly keeps its messages on its undelivered list until its output drains
+// (Writable), as qdrouterd stops writing to a connection whose output is full.
 func (c *core) writableLocked(co *consumer) bool {
 	return c.stalled.Writable(co.link.Conn(), co.node)
 }
@@ -614,46 +656,30 @@ func (c *core) copyLostLocked(cp *transit) {
 	c.copySettledLocked(cp, &wire.Released{})
 }
 
-// copySettledLocked folds the outcome of one copy into its message's: unsettled, the
-// sender's delivery is settled when it was the last; pre-settled (written or lost),
-// the sender gets its credit back when it was the last.
+// copySettledLocked folds the outcome of one unsettled copy into its message's: the
+// sender's delivery is settled when it was the last.
 func (c *core) copySettledLocked(cp *transit, state wire.DeliveryState) {
 	if cp.copies == nil || cp.done {
 		return
 	}
 	cp.done = true
-	if !cp.copies.add(state) {
-		return
-	}
-	if of := cp.copies.of; of.settled {
-		c.doneLocked(of)
-	} else {
-		c.settleSenderLocked(of, cp.copies.outcome)
+	if cp.copies.add(state) {
+		c.settleSenderLocked(cp.copies.of, cp.copies.outcome)
 	}
 }
 
-// forwardLocked sends t to consumer co.
-func (c *core) forwardLocked(t *transit, co *consumer) {
-	_, err := co.link.Send(t.payload, t.settled, t)
-	if err != nil {
-		// The consumer lost its credit or went away meanwhile: try again later.
-		if t.node.dist == Multicast {
-			c.copyLostLocked(t)
-			return
-		}
-		t.node.waiting = append([]*transit{t}, t.node.waiting...)
-		return
+// sendLocked sends t to consumer co, and reports whether it went.
+func (c *core) sendLocked(t *transit, co *consumer) bool {
+	if _, err := co.link.Send(t.payload, t.settled, t); err != nil {
+		return false // no credit after all, or the link is going: it waits
 	}
 	c.agent.sent(co, t)
 	if !t.settled {
 		co.outstanding++
-	} else if t.copies != nil {
-		c.copySettledLocked(t, &wire.Accepted{})
-	} else {
-		c.doneLocked(t)
 	}
 	t.node.counts.Delivered++
 	c.totals.Delivered++
+	return true
 }
 
 // disposition carries a consumer's outcome back to the sender (end-to-end).
@@ -687,9 +713,6 @@ func (c *core) disposition(l *engine.Link, d *engine.Delivery, state wire.Delive
 		return
 	}
 	c.settleSenderLocked(t, state)
-	if co.node.dist == Balanced {
-		c.pumpLocked(co.node)
-	}
 }
 
 // settleSenderLocked settles the sender's delivery with state, counting the outcome;
@@ -766,18 +789,20 @@ func (c *core) linkDetached(l *engine.Link, err *wire.Error) {
 				c.settleSenderLocked(t, &wire.Modified{DeliveryFailed: true})
 			}
 		}
-		for _, t := range x.backlog {
-			c.copyLostLocked(t)
-		}
-		x.backlog = nil
-		if len(n.consumers) == 0 {
-			for _, t := range n.waiting {
-				c.giveBackLocked(t)
+		// What was given to it and never sent goes back as released (pre-settled:
+		// dropped), as qdrouterd's link clean-up does.
+		for _, t := range x.undelivered {
+			switch {
+			case t.copies != nil:
+				c.copyLostLocked(t)
+			case t.settled:
+				t.node.counts.Dropped++
+				c.totals.Dropped++
+			default:
+				c.settleSenderLocked(t, &wire.Released{})
 			}
-			n.waiting = nil
-		} else {
-			c.pumpLocked(n)
 		}
+		x.undelivered = nil
 		c.refreshCreditLocked(n)
 		c.notifyLocked()
 		c.gcLocked(n)

@@ -255,6 +255,13 @@ func (a *agent) dropped(t *transit) {
 	}
 }
 
+// droppedUndelivered counts a pre-settled message dropped from co's undelivered list
+// (qdrouterd counts it on the outgoing link).
+func (a *agent) droppedUndelivered(co *consumer) {
+	co.stats.droppedPresett++
+	a.router(co.r).droppedPresettled++
+}
+
 // request handles a message sent to one of the agent's nodes. The agent answers
 // while the request is still unsettled (qdrouterd's agent runs before the core
 // settles the request, so its own request shows unsettled and not yet accepted); then

@@ -620,7 +620,7 @@ func (v *view) link(l *engine.Link) cObject {
 			return v.a.c.capacity
 		case "undeliveredCount":
 			if isConsumer {
-				return uint64(len(co.backlog))
+				return uint64(len(co.undelivered))
 			}
 			return uint64(0)
 		case "unsettledCount":

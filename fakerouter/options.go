@@ -60,8 +60,10 @@ type Options struct {
 	MaxMessageSize int64
 	// ConnOutputLimit is how many bytes the router queues for one client connection
 	// before it stops sending it messages: a client that does not read its socket
-	// then costs that much, the messages wait (in the router, which stops granting their senders credit), and they go on once
-	// the client reads. Default: 512 KiB.
+	// then costs that much, the messages wait on its links' undelivered lists
+	// (unsettled senders run out of credit; pre-settled messages beyond the link
+	// capacity are dropped, as by qdrouterd), and they go on once the client reads.
+	// Default: 512 KiB.
 	ConnOutputLimit int
 
 	// TLS, if set, lets clients start TLS from the first byte or through the AMQP

@@ -19,14 +19,23 @@
 //     ANONYMOUS-RELAY and qd.streaming-links offered and desired, max-frame-size 16384,
 //     idle-time-out 8000, channel-max the lower of 32767 and the client's; sessions
 //     with windows of 2147483647; SASL ANONYMOUS (PLAIN with Users).
-//   - Routing without storage: a message goes straight to a consumer chosen by the
-//     address's distribution (closest, balanced, multicast; prefixes as the guide's
+//   - Routing without storage: a message is given on arrival to a consumer chosen by
+//     the address's distribution (closest, balanced, multicast; prefixes as the guide's
 //     address table or a qdrouterd.conf say), and the consumer's outcome travels back to
 //     the sender (end-to-end acknowledgement). Unsettled multicast copies go unsettled
 //     and the sender gets the strongest outcome once all are settled.
+//   - Which consumer, as qdrouterd's forwarders choose, whatever the consumers' credit:
+//     balanced, the one holding the fewest messages given and not yet settled (the
+//     first in attach order on a tie); closest, the local consumers in turn. A
+//     message given to a consumer without credit waits for it there (qdrouterd's
+//     undelivered list), even when another consumer has credit; it goes back to its
+//     sender released (dropped if pre-settled) if that consumer leaves first. A
+//     pre-settled message that finds a consumer's undelivered list at the link
+//     capacity (250) drops the pre-settled ones on it but the first, counted in the
+//     links' and the router's droppedPresettled figures.
 //   - Credit: a sender gets the link capacity (250) once its address has a consumer,
 //     whatever credit the consumer gave, and each delivery's credit back once the
-//     router has settled it (or, pre-settled, written it on); none before a consumer
+//     router has settled it (or, pre-settled, as soon as it is routed); none before a consumer
 //     exists, multicast included; credit is never taken back. A message that finds no
 //     path is released (dropped if pre-settled) and its sender asked to drain. A
 //     delivery its sender aborts is dropped (nothing of it is forwarded) and its credit
@@ -40,8 +49,11 @@
 //   - Dynamic sources named amqp:/_topo/0/<router-id>/temp.<id>, dynamic targets
 //     amqp:/_$temp.<id>; anonymous relay (null target) routing by the to property;
 //     refusals with qdrouterd's conditions.
-//   - Backpressure: a consumer that reads slowly is skipped until its connection
-//     drains, so its senders run out of credit instead of the router buffering.
+//   - Backpressure: the router stops writing to a consumer whose connection has
+//     Options.ConnOutputLimit queued; what it is given meanwhile waits on its
+//     undelivered list, so unsettled senders run out of credit and pre-settled
+//     messages are dropped at the link capacity, as above: the router's memory stays
+//     bounded and the consumer keeps its connection.
 //   - Link routes, as in the guide's mixed deployment with a broker behind the router:
 //     Connectors (qdrouterd's connector sections, reconnecting with its delays) reach
 //     a route container, and an attach to an address of LinkRoutes is passed to it
@@ -65,12 +77,6 @@
 //   - A message larger than MaxMessageSize (64 MiB unless set) closes its link with
 //     amqp:link:message-size-exceeded; qdrouterd streams messages of any size. The
 //     limit is announced only when set, as qdrouterd's policy limit is.
-//   - A pre-settled flood toward a consumer that stops reading: the fake holds the
-//     sender back (it gets no more credit until the consumer's output drains, and
-//     nothing is lost), where qdrouterd 1.19.0 keeps taking the messages and drops
-//     most of them (99 % in RELIABILITY.md's stuck-consumer probe). Losing messages
-//     silently is not what a test double should teach; unsettled senders see the same
-//     on both.
 //   - Frame batching: where qdrouterd settles several deliveries in one disposition
 //     range, or gives credit back in one flow, the fake may send one frame each. The
 //     state the client ends in is the same.
@@ -261,13 +267,14 @@ type AddressInfo struct {
 	Dynamic bool
 	// Consumers and Senders count the attached links.
 	Consumers, Senders int
-	// Waiting counts messages held for a consumer's credit.
+	// Waiting counts messages given to the address's consumers and not sent yet: a
+	// consumer without credit, or one that reads too slowly, holds them (qdrouterd's
+	// undelivered deliveries of its links).
 	Waiting int
 	Counts  Counts
 }
 
-// Addresses returns the addresses that have consumers, senders or waiting messages,
-// sorted by name.
+// Addresses returns the addresses that have consumers or senders, sorted by name.
 func (r *Router) Addresses() []AddressInfo {
 	c := r.core
 	c.mu.Lock()
@@ -281,7 +288,7 @@ func (r *Router) Addresses() []AddressInfo {
 }
 
 // Address returns what the router knows of one address; ok is false when it has no
-// consumer, sender or waiting message.
+// consumer or sender.
 func (r *Router) Address(addr string) (AddressInfo, bool) {
 	c := r.core
 	c.mu.Lock()
@@ -295,9 +302,13 @@ func (r *Router) Address(addr string) (AddressInfo, bool) {
 }
 
 func (n *node) info() AddressInfo {
+	waiting := 0
+	for _, co := range n.consumers {
+		waiting += len(co.undelivered)
+	}
 	return AddressInfo{
 		Address: n.name, Distribution: n.dist, Dynamic: n.dynamic,
-		Consumers: len(n.consumers), Senders: len(n.producers), Waiting: len(n.waiting),
+		Consumers: len(n.consumers), Senders: len(n.producers), Waiting: waiting,
 		Counts: n.counts,
 	}
 }

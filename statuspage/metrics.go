@@ -80,7 +80,7 @@ var (
 	routerAddress = []metric[fakerouter.AddressInfo]{
 		gauge("amqp1kit_router_address_consumers", "Consumers attached to the address.", addressLabels, func(a fakerouter.AddressInfo) int { return a.Consumers }),
 		gauge("amqp1kit_router_address_senders", "Senders attached to the address.", addressLabels, func(a fakerouter.AddressInfo) int { return a.Senders }),
-		gauge("amqp1kit_router_address_waiting", "Messages held for a consumer's credit.", addressLabels, func(a fakerouter.AddressInfo) int { return a.Waiting }),
+		gauge("amqp1kit_router_address_waiting", "Messages given to the address's consumers and not sent yet (no credit, or a slow reader).", addressLabels, func(a fakerouter.AddressInfo) int { return a.Waiting }),
 		counter("amqp1kit_router_address_ingress_total", "Messages received for the address.", addressLabels, func(a fakerouter.AddressInfo) uint64 { return a.Counts.Ingress }),
 		counter("amqp1kit_router_address_delivered_total", "Messages sent to the address's consumers.", addressLabels, func(a fakerouter.AddressInfo) uint64 { return a.Counts.Delivered }),
 		counter("amqp1kit_router_address_dropped_total", "Messages for the address no consumer got.", addressLabels, func(a fakerouter.AddressInfo) uint64 { return a.Counts.Dropped }),

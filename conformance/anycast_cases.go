@@ -1,0 +1,108 @@
+package conformance
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// anycastCases are how qdrouterd 1.19.0 gives an anycast message to one consumer: when
+// it arrives, whatever the consumers' credit (its forwarders look at what each
+// consumer holds, not at its credit), and it waits on that consumer's undelivered
+// list for credit; a pre-settled message that finds that list at the link capacity
+// drops the pre-settled ones on it but the first (qdr_forward_deliver_CT).
+var anycastCases = map[string]func(t testingT, h *Harness){
+	"RouterAnycastGivenWithoutCredit":       routerAnycastGivenWithoutCredit,
+	"RouterPresettledDroppedAtLinkCapacity": routerPresettledDroppedAtLinkCapacity,
+}
+
+// collect returns the bodies of the deliveries that come within quiet of each other.
+func (c *frames) collect(quiet time.Duration) []string {
+	c.t.Helper()
+	var got []string
+	for {
+		_, m := c.deliveryWithin(quiet)
+		if m == nil {
+			return got
+		}
+		got = append(got, string(m.Data[0]))
+	}
+}
+
+// routerAnycastGivenWithoutCredit: two consumers of an address, the first attached
+// with no credit, the second with credit 10; four unsettled messages. On a balanced
+// address the router gives each message to the consumer holding the fewest (the
+// first in attach order on a tie), on a closest one the consumers take turns: either
+// way the second gets m1 and m3 at once, and the first gets m0 and m2 once it grants
+// credit.
+func routerAnycastGivenWithoutCredit(t testingT, h *Harness) {
+	h.needsKind(t, Router)
+	for _, addr := range []string{
+		"openstack.org/om/rpc/anycast/conformance." + uniqueName("given-balanced"),
+		h.queue("given-closest"),
+	} {
+		a := connectFrames(t, h)
+		ah, _ := a.receiverLink(addr)
+		b := connectFrames(t, h)
+		bh, _ := b.receiverLink(addr)
+		b.flow(bh, 0, 10, false)
+		s := connectFrames(t, h)
+		sh, _ := s.senderLink(addr, 0)
+		s.awaitCredit(t, sh)
+		for i := range 4 {
+			s.transfer(sh, textMessage(fmt.Sprint("m", i)), false)
+		}
+		gotB := b.collect(time.Second)
+		a.flow(ah, 0, 10, false)
+		gotA := a.collect(time.Second)
+		if !slices.Equal(gotB, []string{"m1", "m3"}) || !slices.Equal(gotA, []string{"m0", "m2"}) {
+			t.Errorf("%s: the consumer with credit got %v, the one without it %v once it granted credit; want [m1 m3] and [m0 m2]",
+				addr, gotB, gotA)
+		}
+	}
+}
+
+// routerPresettledDroppedAtLinkCapacity: a consumer without credit and 300 pre-settled
+// messages. The sender keeps its credit throughout; messages m0 to m249 wait on the
+// consumer's undelivered list, m250 finds it at the link capacity (250) and drops
+// m1 to m249; the consumer, once it grants credit, gets m0 and m250 to m299.
+func routerPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
+	h.needsKind(t, Router)
+	addr := h.queue("presettled-dropped")
+	rc := connectFrames(t, h)
+	rh, _ := rc.receiverLink(addr)
+	sc := connectFrames(t, h)
+	sh, _ := sc.senderLink(addr, 0)
+	const n = 300
+	// limit is the delivery-count up to which the sender may send; the router has
+	// routed all n once it reaches n+250 (each pre-settled message's credit comes back
+	// as it is routed).
+	limit := uint32(0)
+	credit := func(atLeast uint32) {
+		t.Helper()
+		for limit < atLeast {
+			f := sc.linkFlow(sh, 2*time.Second)
+			if f == nil {
+				t.Fatalf("the sender's credit stopped at delivery-count %d, short of %d; want it back for each pre-settled message", limit, atLeast)
+			}
+			if f.DeliveryCount != nil && f.LinkCredit != nil {
+				limit = *f.DeliveryCount + *f.LinkCredit
+			}
+		}
+	}
+	for i := range uint32(n) {
+		credit(i + 1)
+		sc.transfer(sh, textMessage(fmt.Sprint("m", i)), true)
+	}
+	credit(n + 250)
+	rc.flow(rh, 0, 1000, false)
+	got := rc.collect(time.Second)
+	want := []string{"m0"}
+	for i := 250; i < n; i++ {
+		want = append(want, "m"+strconv.Itoa(i))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the consumer got %d messages %v...; want %d: m0 and m250 to m%d", len(got), got[:min(len(got), 5)], len(want), n-1)
+	}
+}
