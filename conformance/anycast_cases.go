@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
 // anycastCases are how qdrouterd 1.19.0 gives an anycast message to one consumer: when
@@ -15,6 +17,7 @@ import (
 var anycastCases = map[string]func(t testingT, h *Harness){
 	"RouterAnycastGivenWithoutCredit":       routerAnycastGivenWithoutCredit,
 	"RouterPresettledDroppedAtLinkCapacity": routerPresettledDroppedAtLinkCapacity,
+	"RouterUndeliveredReleasedOnDetach":     routerUndeliveredReleasedOnDetach,
 }
 
 // collect returns the bodies of the deliveries that come within quiet of each other.
@@ -104,5 +107,44 @@ func routerPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("the consumer got %d messages %v...; want %d: m0 and m250 to m%d", len(got), got[:min(len(got), 5)], len(want), n-1)
+	}
+}
+
+// routerUndeliveredReleasedOnDetach: two unsettled messages are given to a consumer
+// without credit; when it detaches they are not passed to the other consumer that
+// attached meanwhile: the sender gets each back released (qdrouterd's link clean-up
+// releases the undelivered deliveries' peers).
+func routerUndeliveredReleasedOnDetach(t testingT, h *Harness) {
+	h.needsKind(t, Router)
+	addr := h.queue("undelivered-released")
+	a := connectFrames(t, h)
+	ah, _ := a.receiverLink(addr)
+	s := connectFrames(t, h)
+	sh, _ := s.senderLink(addr, 0)
+	s.awaitCredit(t, sh)
+	s.transfer(sh, textMessage("m0"), false)
+	s.transfer(sh, textMessage("m1"), false)
+	b := connectFrames(t, h)
+	bh, _ := b.receiverLink(addr)
+	b.flow(bh, 0, 10, false)
+	if got := b.collect(500 * time.Millisecond); len(got) != 0 {
+		t.Errorf("a consumer that came later got %v; want nothing (both were given to the first)", got)
+	}
+	a.detach(ah)
+	var released []uint32
+	for len(released) < 2 {
+		d := expect[*wire.Disposition](s)
+		if !d.Settled || !isWireReleased(d.State) {
+			t.Fatalf("the sender's delivery ended %T (settled %v); want released and settled", d.State, d.Settled)
+		}
+		for id := d.First; ; id++ {
+			released = append(released, id)
+			if d.Last == nil || id >= *d.Last {
+				break
+			}
+		}
+	}
+	if got := b.collect(500 * time.Millisecond); len(got) != 0 {
+		t.Errorf("the other consumer got %v after the first left; want nothing", got)
 	}
 }
