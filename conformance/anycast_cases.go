@@ -72,16 +72,12 @@ func routerAnycastGivenWithoutCredit(t testingT, h *Harness) {
 // m1 to m249; the consumer, once it grants credit, gets m0 and m250 to m299.
 func routerPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
 	h.needsKind(t, Router)
-	addr := h.queue("presettled-dropped")
-	rc := connectFrames(t, h)
-	rh, _ := rc.receiverLink(addr)
-	sc := connectFrames(t, h)
-	sh, _ := sc.senderLink(addr, 0)
+	rc, rh, sc, sh := idlePair(t, h, h.queue("presettled-dropped"))
 	const n = 300
 	// limit is the delivery-count up to which the sender may send; the router has
 	// routed all n once it reaches n+250 (each pre-settled message's credit comes back
 	// as it is routed).
-	limit := uint32(0)
+	limit := uint32(250)
 	credit := func(atLeast uint32) {
 		t.Helper()
 		for limit < atLeast {
@@ -117,11 +113,7 @@ func routerPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
 func routerUndeliveredReleasedOnDetach(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := h.queue("undelivered-released")
-	a := connectFrames(t, h)
-	ah, _ := a.receiverLink(addr)
-	s := connectFrames(t, h)
-	sh, _ := s.senderLink(addr, 0)
-	s.awaitCredit(t, sh)
+	a, ah, s, sh := idlePair(t, h, addr)
 	s.transfer(sh, textMessage("m0"), false)
 	s.transfer(sh, textMessage("m1"), false)
 	b := connectFrames(t, h)

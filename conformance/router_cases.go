@@ -95,15 +95,7 @@ func routerRefusesReceiverWithoutSource(t testingT, h *Harness) {
 // the router until the consumer grants some.
 func routerCreditWithIdleConsumer(t testingT, h *Harness) {
 	h.needsKind(t, Router)
-	addr := h.queue("idle-consumer")
-	rc := connectFrames(t, h)
-	rh, _ := rc.receiverLink(addr)
-	sc := connectFrames(t, h)
-	sh, _ := sc.senderLink(addr, wire.SenderSettleModeMixed)
-	f := sc.linkFlow(sh, caseTimeLeft(t))
-	if f == nil || f.LinkCredit == nil || *f.LinkCredit != 250 {
-		t.Fatalf("the sender's credit with a consumer of no credit: flow %v, want link-credit 250", flowString(f))
-	}
+	rc, rh, sc, sh := idlePair(t, h, h.queue("idle-consumer"))
 	sc.transfer(sh, textMessage("waits"), false)
 	if got, err := rc.Quiet(quietPeriod); err != nil || got.Body != nil {
 		t.Fatalf("before the consumer granted credit it got %s (%v)", frameclient.Describe(got), err)
@@ -112,6 +104,21 @@ func routerCreditWithIdleConsumer(t testingT, h *Harness) {
 	if _, m := rc.delivery(); string(m.Data[0]) != "waits" {
 		t.Errorf("received %q, want %q", m.Data[0], "waits")
 	}
+}
+
+// idlePair connects a consumer to addr that grants no credit and a sender (mixed mode)
+// to it, and requires the sender's first flow to grant the router's link capacity
+// (250) all the same.
+func idlePair(t testingT, h *Harness, addr string) (rc *frames, rh uint32, sc *frames, sh uint32) {
+	t.Helper()
+	rc = connectFrames(t, h)
+	rh, _ = rc.receiverLink(addr)
+	sc = connectFrames(t, h)
+	sh, _ = sc.senderLink(addr, wire.SenderSettleModeMixed)
+	if f := sc.linkFlow(sh, caseTimeLeft(t)); f == nil || f.LinkCredit == nil || *f.LinkCredit != 250 {
+		t.Fatalf("the sender's credit with a consumer of no credit: flow %v, want link-credit 250", flowString(f))
+	}
+	return rc, rh, sc, sh
 }
 
 // creditedPair connects a consumer to addr with credit 10 and an unsettled sender to
