@@ -519,6 +519,9 @@ func (c *core) routeLocked(t *transit) {
 // qdr_forward_deliver_CT, a pre-settled message that finds that list at the link
 // capacity or beyond first drops every pre-settled message on it but the first.
 func (c *core) giveLocked(t *transit, co *consumer) {
+	if len(co.undelivered) == 0 && co.link.Credit() > 0 && c.writableLocked(co) && c.sendLocked(t, co) {
+		return // the common case: nothing waits, and it goes at once
+	}
 	if t.settled && len(co.undelivered) >= int(c.capacity) {
 		kept := co.undelivered[:1]
 		for _, u := range co.undelivered[1:] {
@@ -545,7 +548,11 @@ func (c *core) sendUndeliveredLocked(co *consumer) {
 			return
 		}
 		co.undelivered[0] = nil
-		co.undelivered = co.undelivered[1:]
+		if len(co.undelivered) == 1 {
+			co.undelivered = co.undelivered[:0] // keeps the array for the next
+		} else {
+			co.undelivered = co.undelivered[1:]
+		}
 	}
 }
 
