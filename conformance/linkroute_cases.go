@@ -32,6 +32,7 @@ var linkRouteCases = map[string]func(t testingT, h *Harness){
 	"LinkRouteNoRouteWithoutContainer": linkRouteNoRouteWithoutContainer,
 	"LinkRouteDetachGivesBack":         linkRouteDetachGivesBack,
 	"LinkRouteLargeAndSettled":         linkRouteLargeAndSettled,
+	"LinkRouteAbortGivesCreditBack":    linkRouteAbortGivesCreditBack,
 }
 
 // needsLinkRoute skips t unless h link-routes LinkRoutePrefix to a broker.
@@ -393,5 +394,28 @@ func linkRouteLargeAndSettled(t testingT, h *Harness) {
 	_ = rcv.AcceptMessage(caseContext(t), m)
 	if m := mustReceive(t, rcv); bodyOf(m) != "pre-settled" {
 		t.Errorf("received %q, want the pre-settled message", bodyOf(m))
+	}
+}
+
+// linkRouteAbortGivesCreditBack: a client sender aborts a delivery half sent on a
+// link-routed link: the link stays, the client gets a flow with its delivery-count
+// past the aborted delivery and the broker's credit (500) again, and the next message
+// on the same link is stored.
+func linkRouteAbortGivesCreditBack(t testingT, h *Harness) {
+	h.needsLinkRoute(t)
+	addr := h.routedQueue("abort")
+	s := connectFrames(t, h)
+	sh, _ := s.senderLink(addr, wire.SenderSettleModeMixed)
+	if f := s.linkFlow(sh, caseTimeLeft(t)); f == nil || f.LinkCredit == nil || *f.LinkCredit != 500 {
+		t.Fatalf("the sender got flow %s, want the broker's credit 500", flowString(f))
+	}
+	s.abortedTransfer(sh, textMessage(string(bytes.Repeat([]byte("a"), 600))))
+	f := s.linkFlow(sh, caseTimeLeft(t))
+	if f == nil || f.DeliveryCount == nil || *f.DeliveryCount != 1 || f.LinkCredit == nil || *f.LinkCredit != 500 {
+		t.Fatalf("after the abort the sender got flow %s, want delivery-count 1, link-credit 500", flowString(f))
+	}
+	id := s.transfer(sh, textMessage("after"), false)
+	if state := collectOutcomes(t, s, id)[id]; !isWireAccepted(state) {
+		t.Errorf("the message after the abort ended %T, want accepted (stored)", state)
 	}
 }

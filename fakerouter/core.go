@@ -486,8 +486,11 @@ func (c *core) delivery(l *engine.Link, d *engine.Delivery) {
 // was dropped by the engine, and nothing of it was forwarded. The delivery counted
 // against the sender's credit, and qdrouterd gives that credit back at once (a flow
 // with the delivery-count advanced and the credit topped up to the link capacity).
-// A link-routed link's abort is not relayed.
+// On a link-routed link, see relayAborted.
 func (c *core) aborted(l *engine.Link) {
+	if relayAborted(l) { // a link-routed link (linkroute.go)
+		return
+	}
 	p, ok := l.Context.(*producer)
 	if !ok {
 		return

@@ -466,6 +466,25 @@ func relayDelivery(l *engine.Link, d *engine.Delivery) bool {
 	return true
 }
 
+// relayAborted is called when a client sender aborted a delivery on a link-routed
+// link: nothing of it went to the route container (the engine drops what had
+// arrived), whose credit therefore stands, so the client is given that credit again:
+// a flow with its delivery-count advanced past the aborted delivery and the route
+// container's credit, as qdrouterd 1.19.0 answers such an abort.
+func relayAborted(l *engine.Link) bool {
+	rl, ok := l.Context.(*routedLink)
+	if !ok {
+		return false
+	}
+	bc := rl.bc
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if !rl.gone && !rl.detachSent && !rl.receiving && !bc.dead {
+		_ = rl.client.SetCredit(rl.credit)
+	}
+	return true
+}
+
 // frameLocked writes transfer frames of o while the peer's session window allows,
 // split by its max-frame-size, and reports whether o is completely sent.
 func (bc *brokerConn) frameLocked(o *outTransfer) bool {

@@ -60,6 +60,8 @@
 //     link by link: the broker's attach answer, credit, transfers, dispositions and
 //     detach are relayed as qdrouterd relays them (linkroute.go); without the route
 //     container connected, qd:no-route-to-dest; when it is lost, qd:routed-link-lost.
+//     A delivery the client aborts goes no further, and the client gets the route
+//     container's credit back at once.
 //   - Management: qdrouterd's AMQP management protocol at $management (management.go),
 //     as both of its agents answer it (the core's for router, connection, router.link,
 //     router.address and the configuration types; the Python one for the management
