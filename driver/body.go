@@ -81,6 +81,38 @@ func unmarshalRequest(text string) (*requestBody, json.RawMessage, error) {
 	return &rb, inner, nil
 }
 
+// decodeRequest parses the body of an RPC request into what the server's method sees,
+// with the call-monitor timeout the caller asked for (0 for none). The request's
+// context is decoded when it is a JSON object, and left nil otherwise.
+func decodeRequest(text string) (*Request, float64, error) {
+	rb, inner, err := unmarshalRequest(text)
+	if err != nil {
+		return nil, 0, err
+	}
+	var msg struct {
+		Method    string                     `json:"method"`
+		Args      map[string]json.RawMessage `json:"args"`
+		Namespace *string                    `json:"namespace"`
+		Version   *string                    `json:"version"`
+	}
+	if err := json.Unmarshal(inner, &msg); err != nil {
+		return nil, 0, err
+	}
+	req := &Request{Method: msg.Method, Args: msg.Args, Version: "1.0"}
+	if msg.Namespace != nil {
+		req.Namespace = *msg.Namespace
+	}
+	if msg.Version != nil {
+		req.Version = *msg.Version
+	}
+	_ = json.Unmarshal(rb.Context, &req.Context)
+	var cmt float64
+	if rb.CallMonitorTimeout != nil {
+		cmt = *rb.CallMonitorTimeout
+	}
+	return req, cmt, nil
+}
+
 // unwrapEnvelope returns the message inside {"oslo.version": "2.0", "oslo.message":
 // "<json>"}, or raw itself when it is not an envelope.
 func unwrapEnvelope(raw json.RawMessage) (json.RawMessage, error) {

@@ -155,31 +155,11 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 		s.t.log.Warn("dropping an RPC request without a JSON body", "err", err)
 		return
 	}
-	rb, inner, err := unmarshalRequest(text)
+	req, cmt, err := decodeRequest(text)
 	if err != nil {
 		s.t.log.Warn("dropping a malformed RPC request", "err", err)
 		return
 	}
-	var req Request
-	var msg struct {
-		Method    string                     `json:"method"`
-		Args      map[string]json.RawMessage `json:"args"`
-		Namespace *string                    `json:"namespace"`
-		Version   *string                    `json:"version"`
-	}
-	if err := json.Unmarshal(inner, &msg); err != nil {
-		s.t.log.Warn("dropping a malformed RPC request", "err", err)
-		return
-	}
-	req.Method, req.Args = msg.Method, msg.Args
-	if msg.Namespace != nil {
-		req.Namespace = *msg.Namespace
-	}
-	req.Version = "1.0"
-	if msg.Version != nil {
-		req.Version = *msg.Version
-	}
-	_ = json.Unmarshal(rb.Context, &req.Context)
 	var replyTo string
 	var msgIDRaw any
 	if m.Properties != nil {
@@ -187,10 +167,6 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 			replyTo = *m.Properties.ReplyTo
 		}
 		msgIDRaw = m.Properties.MessageID
-	}
-	var cmt float64
-	if rb.CallMonitorTimeout != nil {
-		cmt = *rb.CallMonitorTimeout
 	}
 	s.mu.Lock()
 	if s.stopped {
@@ -213,7 +189,7 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 		if replyTo != "" && cmt >= 2 {
 			stopHB = s.heartbeats(replyTo, msgIDRaw, cmt)
 		}
-		result, rerr := s.dispatch(ctx, &req)
+		result, rerr := s.dispatch(ctx, req)
 		if stopHB != nil {
 			stopHB()
 		}
