@@ -85,6 +85,14 @@ func unmarshalRequest(text string) (*requestBody, json.RawMessage, error) {
 // with the call-monitor timeout the caller asked for (0 for none). The request's
 // context is decoded when it is a JSON object, and left nil otherwise.
 func decodeRequest(text string) (*Request, float64, error) {
+	if req, cmt, ok := decodeRequestFast(text); ok {
+		return req, cmt, nil
+	}
+	return decodeRequestSlow(text)
+}
+
+// decodeRequestSlow is decodeRequest with encoding/json, for any body.
+func decodeRequestSlow(text string) (*Request, float64, error) {
 	rb, inner, err := unmarshalRequest(text)
 	if err != nil {
 		return nil, 0, err
@@ -111,6 +119,152 @@ func decodeRequest(text string) (*Request, float64, error) {
 		cmt = *rb.CallMonitorTimeout
 	}
 	return req, cmt, nil
+}
+
+// decodeRequestFast is decodeRequest in one pass of the JSON scanner, for the bodies
+// that oslo's drivers write: a valid object whose "request" is an object (not the
+// oslo.version 2.0 envelope) with string "method", "namespace" and "version" and an
+// object "args". Anything else (a key written with escapes, or that encoding/json's
+// case-insensitive matching would take for a field, a repeated field, a field of
+// another type, invalid JSON) reports ok false, and decodeRequest takes the
+// encoding/json path, whose results and errors are the reference: for what it
+// accepts, the two give the same Request.
+func decodeRequestFast(text string) (req *Request, cmt float64, ok bool) {
+	b := []byte(text) // the Args alias it
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, 0, false
+	}
+	var method, namespace, version, ctxRaw, cmtRaw []byte
+	var args map[string]json.RawMessage
+	argument := func(key []byte, plain bool, i int) (int, bool) {
+		end, ok := scanValue(b, i, 3)
+		if !ok || !plain {
+			return end, false
+		}
+		if _, dup := args[string(key)]; dup {
+			return end, false
+		}
+		args[string(key)] = json.RawMessage(b[i:end:end])
+		return end, true
+	}
+	field := func(key []byte, plain bool, i int) (int, bool) {
+		k, other := knownKey(key, plain, "method", "args", "namespace", "version")
+		switch {
+		case k < 0:
+			if !other || hasPrefixFold(key, "oslo.") { // could be the envelope's
+				return i, false
+			}
+			return scanValue(b, i, 2)
+		case k == 1:
+			if args != nil || i >= len(b) || b[i] != '{' {
+				return i, false
+			}
+			args = map[string]json.RawMessage{}
+			return scanObject(b, i, 3, argument)
+		}
+		end, ok := scanValue(b, i, 2)
+		p := [...]*[]byte{&method, nil, &namespace, &version}[k]
+		if !ok || *p != nil {
+			return end, false
+		}
+		*p = b[i:end]
+		return end, true
+	}
+	seenRequest := false
+	end, ok := scanObject(b, i, 1, func(key []byte, plain bool, i int) (int, bool) {
+		k, other := knownKey(key, plain, "request", "context", "call_monitor_timeout")
+		switch {
+		case k < 0:
+			if !other {
+				return i, false
+			}
+			return scanValue(b, i, 1)
+		case k == 0:
+			if seenRequest || i >= len(b) || b[i] != '{' {
+				return i, false
+			}
+			seenRequest = true
+			return scanObject(b, i, 2, field)
+		}
+		end, ok := scanValue(b, i, 1)
+		p := [...]*[]byte{nil, &ctxRaw, &cmtRaw}[k]
+		if !ok || *p != nil {
+			return end, false
+		}
+		*p = b[i:end]
+		return end, true
+	})
+	if !ok || !seenRequest || skipSpace(b, end) != len(b) {
+		return nil, 0, false
+	}
+	req = &Request{Args: args, Version: "1.0"}
+	var plain bool
+	if req.Method, plain = plainString(method); !plain && method != nil {
+		return nil, 0, false
+	}
+	if s, plain := plainString(namespace); plain {
+		req.Namespace = s
+	} else if namespace != nil {
+		return nil, 0, false
+	}
+	if s, plain := plainString(version); plain {
+		req.Version = s
+	} else if version != nil {
+		return nil, 0, false
+	}
+	if string(ctxRaw) == "{}" {
+		req.Context = map[string]any{}
+	} else if ctxRaw != nil {
+		_ = json.Unmarshal(ctxRaw, &req.Context)
+	}
+	if cmtRaw != nil {
+		var p *float64
+		if json.Unmarshal(cmtRaw, &p) != nil {
+			return nil, 0, false
+		}
+		if p != nil {
+			cmt = *p
+		}
+	}
+	return req, cmt, true
+}
+
+// knownKey returns the index of key among keys, or -1 with other true when it is
+// none of them and encoding/json would not take it for one either (it matches field
+// names case-insensitively, after decoding escapes): a key that is not plain, or
+// equal to one of keys but for case, gives -1, false.
+func knownKey(key []byte, plain bool, keys ...string) (int, bool) {
+	if !plain {
+		return -1, false
+	}
+	for i, k := range keys {
+		if string(key) == k {
+			return i, true
+		}
+		if bytes.EqualFold(key, []byte(k)) {
+			return -1, false
+		}
+	}
+	return -1, true
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
+}
+
+// plainString returns the value of the JSON string raw when it is plain (printable
+// ASCII without escapes), and whether it is.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	for _, c := range raw[1 : len(raw)-1] {
+		if c < 0x20 || c >= 0x7f || c == '\\' {
+			return "", false
+		}
+	}
+	return string(raw[1 : len(raw)-1]), true
 }
 
 // unwrapEnvelope returns the message inside {"oslo.version": "2.0", "oslo.message":
@@ -164,6 +318,44 @@ func marshalFailure(e *RemoteError) (string, error) {
 
 // unmarshalReply parses a reply body into the result or a *RemoteError.
 func unmarshalReply(text string) (json.RawMessage, error) {
+	if res, ok := unmarshalReplyFast(text); ok {
+		return res, nil
+	}
+	return unmarshalReplySlow(text)
+}
+
+// unmarshalReplyFast is unmarshalReply in one pass of the JSON scanner, for a valid
+// object with one "response" and no "failure" (or neither). Anything else reports ok
+// false (see decodeRequestFast), and unmarshalReplySlow decides.
+func unmarshalReplyFast(text string) (json.RawMessage, bool) {
+	b := []byte(text) // the result aliases it
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	var res []byte
+	end, ok := scanObject(b, i, 1, func(key []byte, plain bool, i int) (int, bool) {
+		switch k, other := knownKey(key, plain, "response", "failure"); {
+		case k < 0 && other:
+			return scanValue(b, i, 1)
+		case k == 0 && res == nil:
+			end, ok := scanValue(b, i, 1)
+			res = b[i:end:end]
+			return end, ok
+		}
+		return i, false
+	})
+	if !ok || skipSpace(b, end) != len(b) {
+		return nil, false
+	}
+	if res == nil {
+		return json.RawMessage("null"), true
+	}
+	return res, true
+}
+
+// unmarshalReplySlow is unmarshalReply with encoding/json, for any body.
+func unmarshalReplySlow(text string) (json.RawMessage, error) {
 	var rb struct {
 		Response json.RawMessage `json:"response"`
 		Failure  *string         `json:"failure"`

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -18,12 +19,25 @@ import (
 // through encoding/json (their MarshalJSON and struct tags apply) and are reformatted.
 // Numbers are written as encoding/json writes them.
 func pyJSON(v any) (string, error) {
-	b, err := appendPyJSON(make([]byte, 0, 256), v)
-	if err != nil {
-		return "", err
+	bp := pyJSONBufs.Get().(*[]byte)
+	b, err := appendPyJSON((*bp)[:0], v)
+	var s string
+	if err == nil {
+		s = string(b)
+		if cap(b) <= maxPooledPyJSON {
+			*bp = b
+		}
 	}
-	return string(b), nil
+	pyJSONBufs.Put(bp)
+	return s, err
 }
+
+// pyJSONBufs holds pyJSON's scratch buffers (*[]byte): a body is written into one,
+// then copied into its string, instead of growing a new slice several times for each
+// message. Buffers larger than maxPooledPyJSON are left to the garbage collector.
+var pyJSONBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+const maxPooledPyJSON = 64 << 10
 
 // kv and orderedMap encode JSON objects with their keys in a fixed order.
 type kv struct {
@@ -216,7 +230,7 @@ func appendU(b []byte, r rune) []byte {
 // except after separators, strings re-encoded by appendPyString, numbers and
 // literals as they are.
 func appendPyRaw(b []byte, raw []byte) ([]byte, error) {
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return nil, fmt.Errorf("json: invalid JSON text %.40q", raw)
 	}
 	for i := 0; i < len(raw); {
