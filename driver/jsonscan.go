@@ -140,11 +140,10 @@ func scanObject(b []byte, i, depth int, value memberFunc) (int, bool) {
 func scanJSONString(b []byte, i int) (end int, plain, ok bool) {
 	plain = true
 	for j := i + 1; j < len(b); j++ {
-		c := b[j]
-		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
-			continue
+		if j = plainRun(b, j); j >= len(b) {
+			break
 		}
-		switch {
+		switch c := b[j]; {
 		case c == '"':
 			return j + 1, plain, true
 		case c == '\\':
@@ -220,4 +219,34 @@ func scanNumber(b []byte, i int) (int, bool) {
 		}
 	}
 	return i, true
+}
+
+const (
+	lsb = 0x0101010101010101 // the lowest bit of each byte of a word
+	msb = 0x8080808080808080 // the highest
+)
+
+// plainRun returns the index of the first byte of s at or after i that is not
+// printable ASCII or is a quote or a backslash (len(s) if none): the bytes a JSON
+// string holds as they are. It tests eight bytes at a time.
+func plainRun[T string | []byte](s T, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q, bs := x^(lsb*'"'), x^(lsb*'\\')
+		// The high bit of a byte is set in m if the byte is below 0x20 (the borrow
+		// from x-0x20), at or above 0x7f (x+1, or its own high bit), a quote or a
+		// backslash (a zero byte of q or bs); a carry or a borrow only crosses into
+		// the next byte from one of these, so m has no high bit for eight plain bytes.
+		m := (x-lsb*0x20)&^x | (x + lsb) | x | (q-lsb)&^q | (bs-lsb)&^bs
+		if m&msb != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return i
 }

@@ -124,3 +124,19 @@ func FuzzUnmarshalReply(f *testing.F) {
 		}
 	})
 }
+
+func FuzzPlainRun(f *testing.F) {
+	f.Add([]byte("abcdefghijklmnop\"q"))
+	f.Add([]byte("abcdefgh\x7fijklmnop\\q\x1f\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for i := 0; i <= len(b); i++ {
+			want := i
+			for want < len(b) && b[want] >= 0x20 && b[want] < 0x7f && b[want] != '"' && b[want] != '\\' {
+				want++
+			}
+			if got, gotS := plainRun(b, i), plainRun(string(b), i); got != want || gotS != want {
+				t.Fatalf("plainRun(%q, %d) = %d, %d (string); want %d", b, i, got, gotS, want)
+			}
+		}
+	})
+}

@@ -181,11 +181,10 @@ func appendPyString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
-			i++
-			continue
+		if i = plainRun(s, i); i == len(s) {
+			break
 		}
+		c := s[i]
 		b = append(b, s[start:i]...)
 		if c < utf8.RuneSelf {
 			switch c {
@@ -245,7 +244,7 @@ func appendPyRaw(b []byte, raw []byte) ([]byte, error) {
 			b = append(b, ": "...)
 			i++
 		case '"':
-			end, plain := scanString(raw, i)
+			end, plain, _ := scanJSONString(raw, i) // valid: ok
 			if plain {
 				b = append(b, raw[i:end]...)
 			} else {
@@ -258,24 +257,6 @@ func appendPyRaw(b []byte, raw []byte) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-// scanString returns the end (after the closing quote) of the valid JSON string that
-// starts at raw[i], and whether it holds printable ASCII only, without escapes.
-func scanString(raw []byte, i int) (end int, plain bool) {
-	plain = true
-	for j := i + 1; j < len(raw); j++ {
-		switch c := raw[j]; {
-		case c == '\\':
-			plain = false
-			j++
-		case c == '"':
-			return j + 1, plain
-		case c < 0x20 || c >= 0x7f:
-			plain = false
-		}
-	}
-	return len(raw), plain
 }
 
 // unquote decodes the inside of a valid JSON string.
