@@ -43,28 +43,38 @@ type rpcMessage struct {
 	Version   string         `json:"version,omitempty"`
 }
 
-// marshalRequest builds the body of an RPC request (calls and casts).
+// marshalRequest builds the body of an RPC request (calls and casts), its keys in
+// the order Python's dicts give them.
 func marshalRequest(rpcCtx map[string]any, msg rpcMessage, callMonitor float64) (string, error) {
-	if msg.Args == nil {
-		msg.Args = map[string]any{}
-	}
-	if rpcCtx == nil {
-		rpcCtx = map[string]any{}
-	}
-	// Build an ordered document so the keys come out as Python's do.
-	body := orderedMap{{"request", orderedMap{{"method", msg.Method}, {"args", msg.Args}}}, {"context", rpcCtx}}
-	req := body[0].v.(orderedMap)
-	if msg.Namespace != "" {
-		req = append(req, kv{"namespace", msg.Namespace})
-	}
-	if msg.Version != "" {
-		req = append(req, kv{"version", msg.Version})
-	}
-	body[0].v = req
-	if callMonitor > 0 {
-		body = append(body, kv{"call_monitor_timeout", callMonitor})
-	}
-	return pyJSON(body)
+	return pooledPyJSON(func(b []byte) ([]byte, error) {
+		var err error
+		b = append(b, `{"request": {"method": `...)
+		b = appendPyString(b, msg.Method)
+		b = append(b, `, "args": `...)
+		if msg.Args == nil {
+			b = append(b, "{}"...)
+		} else if b, err = appendPyJSON(b, msg.Args); err != nil {
+			return nil, err
+		}
+		if msg.Namespace != "" {
+			b = appendPyString(append(b, `, "namespace": `...), msg.Namespace)
+		}
+		if msg.Version != "" {
+			b = appendPyString(append(b, `, "version": `...), msg.Version)
+		}
+		b = append(b, `}, "context": `...)
+		if rpcCtx == nil {
+			b = append(b, "{}"...)
+		} else if b, err = appendPyJSON(b, rpcCtx); err != nil {
+			return nil, err
+		}
+		if callMonitor > 0 {
+			if b, err = appendFloat(append(b, `, "call_monitor_timeout": `...), callMonitor, 64); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	})
 }
 
 // unmarshalRequest parses a request body; the request dict may be wrapped in the

@@ -19,8 +19,14 @@ import (
 // through encoding/json (their MarshalJSON and struct tags apply) and are reformatted.
 // Numbers are written as encoding/json writes them.
 func pyJSON(v any) (string, error) {
+	return pooledPyJSON(func(b []byte) ([]byte, error) { return appendPyJSON(b, v) })
+}
+
+// pooledPyJSON returns the text that write appends to an empty buffer, which comes
+// from pyJSONBufs and goes back there.
+func pooledPyJSON(write func(b []byte) ([]byte, error)) (string, error) {
 	bp := pyJSONBufs.Get().(*[]byte)
-	b, err := appendPyJSON((*bp)[:0], v)
+	b, err := write((*bp)[:0])
 	var s string
 	if err == nil {
 		s = string(b)

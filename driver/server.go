@@ -249,12 +249,21 @@ func versionCompatible(have, want string) bool {
 }
 
 func splitVersion(v string) (int, int, int) {
-	parts := strings.SplitN(v, ".", 3)
-	var n [3]int
-	for i, p := range parts {
-		n[i], _ = strconv.Atoi(p)
+	// As strings.SplitN(v, ".", 3) with each part through strconv.Atoi (0 when it
+	// is not a number), without allocating.
+	atoi := func(s string) int {
+		if s == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return 0
+		}
+		return n
 	}
-	return n[0], n[1], n[2]
+	major, rest, _ := strings.Cut(v, ".")
+	minor, rev, _ := strings.Cut(rest, ".")
+	return atoi(major), atoi(minor), atoi(rev)
 }
 
 // reply sends the result or the failure to the caller's reply address.
