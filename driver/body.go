@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 
 	amqp "github.com/Azure/go-amqp"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Message bodies as the Python driver writes them (impl_amqp1.py marshal_request,
@@ -131,81 +134,100 @@ func decodeRequestSlow(text string) (*Request, float64, error) {
 	return req, cmt, nil
 }
 
-// decodeRequestFast is decodeRequest in one pass of the JSON scanner, for the bodies
-// that oslo's drivers write: a valid object whose "request" is an object (not the
-// oslo.version 2.0 envelope) with string "method", "namespace" and "version" and an
-// object "args". Anything else (a key written with escapes, or that encoding/json's
-// case-insensitive matching would take for a field, a repeated field, a field of
-// another type, invalid JSON) reports ok false, and decodeRequest takes the
-// encoding/json path, whose results and errors are the reference: for what it
-// accepts, the two give the same Request.
+// decodeRequestFast is decodeRequest in one pass of a jsontext.Decoder, for the
+// bodies that oslo's drivers write: a valid object whose "request" is an object (not
+// the oslo.version 2.0 envelope) with string "method", "namespace" and "version" and
+// an object "args". Anything else (a key written with escapes, or that
+// encoding/json's case-insensitive matching would take for a field, a repeated
+// field, a field of another type, invalid JSON) reports ok false, and decodeRequest
+// takes the encoding/json path, whose results and errors are the reference: for what
+// it accepts, the two give the same Request.
 func decodeRequestFast(text string) (req *Request, cmt float64, ok bool) {
-	b := []byte(text) // the Args alias it
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
+	r := getJSONReader([]byte(text)) // the Args alias it
+	defer putJSONReader(r)
+	if !r.open() {
 		return nil, 0, false
 	}
 	var method, namespace, version, ctxRaw, cmtRaw []byte
 	var args map[string]json.RawMessage
-	argument := func(key []byte, plain bool, i int) (int, bool) {
-		end, ok := scanValue(b, i, 3)
-		if !ok || !plain {
-			return end, false
-		}
-		if _, dup := args[string(key)]; dup {
-			return end, false
-		}
-		args[string(key)] = json.RawMessage(b[i:end:end])
-		return end, true
-	}
-	field := func(key []byte, plain bool, i int) (int, bool) {
-		k, other := knownKey(key, plain, "method", "args", "namespace", "version")
-		switch {
-		case k < 0:
-			if !other || hasPrefixFold(key, "oslo.") { // could be the envelope's
-				return i, false
+	// request reads the request dict, after its '{'.
+	request := func() bool {
+		for r.more() {
+			key, plain, ok := r.name()
+			if !ok {
+				return false
 			}
-			return scanValue(b, i, 2)
-		case k == 1:
-			if args != nil || i >= len(b) || b[i] != '{' {
-				return i, false
+			k, other := knownKey(key, plain, "method", "args", "namespace", "version")
+			switch {
+			case k < 0:
+				if !other || hasPrefixFold(key, "oslo.") || !r.skip() { // could be the envelope's
+					return false
+				}
+				continue
+			case k == 1:
+				if args != nil || !r.open() {
+					return false
+				}
+				args = map[string]json.RawMessage{}
+				for r.more() {
+					key, plain, ok := r.name()
+					if !ok || !plain {
+						return false
+					}
+					if _, dup := args[string(key)]; dup {
+						return false
+					}
+					v, ok := r.value()
+					if !ok {
+						return false
+					}
+					args[string(key)] = json.RawMessage(v)
+				}
+				if !r.close() {
+					return false
+				}
+				continue
 			}
-			args = map[string]json.RawMessage{}
-			return scanObject(b, i, 3, argument)
+			v, ok := r.value()
+			p := [...]*[]byte{&method, nil, &namespace, &version}[k]
+			if !ok || *p != nil {
+				return false
+			}
+			*p = v
 		}
-		end, ok := scanValue(b, i, 2)
-		p := [...]*[]byte{&method, nil, &namespace, &version}[k]
-		if !ok || *p != nil {
-			return end, false
-		}
-		*p = b[i:end]
-		return end, true
+		return r.close()
 	}
 	seenRequest := false
-	end, ok := scanObject(b, i, 1, func(key []byte, plain bool, i int) (int, bool) {
+	for r.more() {
+		key, plain, ok := r.name()
+		if !ok {
+			return nil, 0, false
+		}
 		k, other := knownKey(key, plain, "request", "context", "call_monitor_timeout")
 		switch {
 		case k < 0:
-			if !other {
-				return i, false
+			if !other || !r.skip() {
+				return nil, 0, false
 			}
-			return scanValue(b, i, 1)
+			continue
 		case k == 0:
-			if seenRequest || i >= len(b) || b[i] != '{' {
-				return i, false
+			if seenRequest || !r.open() {
+				return nil, 0, false
 			}
 			seenRequest = true
-			return scanObject(b, i, 2, field)
+			if !request() {
+				return nil, 0, false
+			}
+			continue
 		}
-		end, ok := scanValue(b, i, 1)
+		v, ok := r.value()
 		p := [...]*[]byte{nil, &ctxRaw, &cmtRaw}[k]
 		if !ok || *p != nil {
-			return end, false
+			return nil, 0, false
 		}
-		*p = b[i:end]
-		return end, true
-	})
-	if !ok || !seenRequest || skipSpace(b, end) != len(b) {
+		*p = v
+	}
+	if !r.close() || !seenRequest || !r.atEOF() {
 		return nil, 0, false
 	}
 	req = &Request{Args: args, Version: "1.0"}
@@ -240,6 +262,86 @@ func decodeRequestFast(text string) (req *Request, cmt float64, ok bool) {
 	return req, cmt, true
 }
 
+// jsonReader reads a JSON text held in memory with a jsontext.Decoder, which then
+// parses the text in place (a bytes.Buffer's): the values it returns are slices of
+// the text. It accepts what json.Valid accepts: invalid UTF-8 in strings and
+// repeated names are allowed (the callers look for repeated fields themselves), and
+// jsontext's nesting limit is encoding/json's (10000).
+type jsonReader struct {
+	in  []byte
+	buf bytes.Buffer
+	d   jsontext.Decoder
+}
+
+// jsonReaders pools jsonReaders: a Decoder is large, and keeps its state buffers.
+var jsonReaders = sync.Pool{New: func() any { return new(jsonReader) }}
+
+func getJSONReader(in []byte) *jsonReader {
+	r := jsonReaders.Get().(*jsonReader)
+	r.in = in
+	r.buf = *bytes.NewBuffer(in)
+	r.d.Reset(&r.buf, jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+	return r
+}
+
+func putJSONReader(r *jsonReader) {
+	r.in, r.buf = nil, bytes.Buffer{}
+	r.d.Reset(&r.buf) // drops its reference to the text
+	jsonReaders.Put(r)
+}
+
+// value reads the next value (or object name) and returns its text, a slice of the
+// input whose capacity ends with it.
+func (r *jsonReader) value() ([]byte, bool) {
+	v, err := r.d.ReadValue()
+	if err != nil {
+		return nil, false
+	}
+	end := int(r.d.InputOffset())
+	return r.in[end-len(v) : end : end], true
+}
+
+// name reads the next name of an object: its text between the quotes, escapes not
+// decoded, and whether it is plain (printable ASCII without escapes).
+func (r *jsonReader) name() (key []byte, plain, ok bool) {
+	if r.d.PeekKind() != '"' {
+		return nil, false, false
+	}
+	v, ok := r.value()
+	if !ok {
+		return nil, false, false
+	}
+	return v[1 : len(v)-1], isPlain(v), true
+}
+
+// skip reads the next value, which it only validates.
+func (r *jsonReader) skip() bool { return r.d.SkipValue() == nil }
+
+// open reads the '{' that starts an object.
+func (r *jsonReader) open() bool {
+	if r.d.PeekKind() != '{' {
+		return false
+	}
+	_, err := r.d.ReadToken()
+	return err == nil
+}
+
+// more reports whether the object being read has another member (false at its end,
+// or on invalid input: close then fails).
+func (r *jsonReader) more() bool { return r.d.PeekKind() == '"' }
+
+// close reads the '}' that ends an object.
+func (r *jsonReader) close() bool {
+	tok, err := r.d.ReadToken()
+	return err == nil && tok.Kind() == '}'
+}
+
+// atEOF reports whether only white space follows the value read.
+func (r *jsonReader) atEOF() bool {
+	_, err := r.d.ReadToken()
+	return err == io.EOF
+}
+
 // knownKey returns the index of key among keys, or -1 with other true when it is
 // none of them and encoding/json would not take it for one either (it matches field
 // names case-insensitively, after decoding escapes): a key that is not plain, or
@@ -266,15 +368,24 @@ func hasPrefixFold(b []byte, prefix string) bool {
 // plainString returns the value of the JSON string raw when it is plain (printable
 // ASCII without escapes), and whether it is.
 func plainString(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' {
+	if !isPlain(raw) {
 		return "", false
+	}
+	return string(raw[1 : len(raw)-1]), true
+}
+
+// isPlain reports whether raw is a JSON string of printable ASCII without escapes:
+// its bytes between the quotes are its value, as Python's json.dumps writes it.
+func isPlain(raw []byte) bool {
+	if len(raw) < 2 || raw[0] != '"' {
+		return false
 	}
 	for _, c := range raw[1 : len(raw)-1] {
 		if c < 0x20 || c >= 0x7f || c == '\\' {
-			return "", false
+			return false
 		}
 	}
-	return string(raw[1 : len(raw)-1]), true
+	return true
 }
 
 // unwrapEnvelope returns the message inside {"oslo.version": "2.0", "oslo.message":
@@ -334,28 +445,35 @@ func unmarshalReply(text string) (json.RawMessage, error) {
 	return unmarshalReplySlow(text)
 }
 
-// unmarshalReplyFast is unmarshalReply in one pass of the JSON scanner, for a valid
-// object with one "response" and no "failure" (or neither). Anything else reports ok
-// false (see decodeRequestFast), and unmarshalReplySlow decides.
+// unmarshalReplyFast is unmarshalReply in one pass of a jsontext.Decoder, for a
+// valid object with one "response" and no "failure" (or neither). Anything else
+// reports ok false (see decodeRequestFast), and unmarshalReplySlow decides.
 func unmarshalReplyFast(text string) (json.RawMessage, bool) {
-	b := []byte(text) // the result aliases it
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
+	r := getJSONReader([]byte(text)) // the result aliases it
+	defer putJSONReader(r)
+	if !r.open() {
 		return nil, false
 	}
 	var res []byte
-	end, ok := scanObject(b, i, 1, func(key []byte, plain bool, i int) (int, bool) {
+	for r.more() {
+		key, plain, ok := r.name()
+		if !ok {
+			return nil, false
+		}
 		switch k, other := knownKey(key, plain, "response", "failure"); {
 		case k < 0 && other:
-			return scanValue(b, i, 1)
+			if !r.skip() {
+				return nil, false
+			}
 		case k == 0 && res == nil:
-			end, ok := scanValue(b, i, 1)
-			res = b[i:end:end]
-			return end, ok
+			if res, ok = r.value(); !ok {
+				return nil, false
+			}
+		default:
+			return nil, false
 		}
-		return i, false
-	})
-	if !ok || skipSpace(b, end) != len(b) {
+	}
+	if !r.close() || !r.atEOF() {
 		return nil, false
 	}
 	if res == nil {

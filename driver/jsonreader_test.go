@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var validJSONSeeds = []string{
@@ -16,27 +17,76 @@ var validJSONSeeds = []string{
 	`{"request": {"method": "echo", "args": {"payload": "xxxx"}}, "context": {}}`, `{"response": [1, {"x": "é"}]}`,
 }
 
-func FuzzValidJSON(f *testing.F) {
+// FuzzPyRaw: appendPyRaw accepts exactly what json.Valid accepts (jsontext with
+// invalid UTF-8 and repeated names allowed), and writes ASCII JSON that
+// encoding/json decodes as it decodes the input (numbers as they are).
+func FuzzPyRaw(f *testing.F) {
 	for _, s := range validJSONSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
+		out, err := appendPyRaw(nil, b)
+		if valid := json.Valid(b); (err == nil) != valid {
+			t.Fatalf("appendPyRaw(%q): %v, json.Valid %v", b, err, valid)
+		}
+		if err != nil {
+			return
+		}
+		for _, c := range out {
+			if c >= utf8.RuneSelf {
+				t.Fatalf("appendPyRaw(%q) = %q: not ASCII", b, out)
+			}
+		}
+		if got, want := decodeNumbers(t, out), decodeNumbers(t, b); !reflect.DeepEqual(got, want) {
+			t.Fatalf("appendPyRaw(%q) = %q: decodes as %#v, the input as %#v", b, out, got, want)
 		}
 	})
 }
 
-func TestValidJSONDepth(t *testing.T) {
-	for _, n := range []int{maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
+func decodeNumbers(t *testing.T, b []byte) any {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("%q: %v", b, err)
+	}
+	return v
+}
+
+func TestPyRawFormat(t *testing.T) {
+	for in, want := range map[string]string{
+		` { "a" :[1 ,2.50e1,"x"], "\u00e9\ud83d\ude00":{"b":null} , "c": "\ud800\/\u0041\t\u007f\x" } `: ``,
+		` { "a" :[1 ,2.50e1,"x"], "\u00e9\ud83d\ude00":{"b":null} , "c": "\ud800\/\u0041\t\u007f" } `:   `{"a": [1, 2.50e1, "x"], "\u00e9\ud83d\ude00": {"b": null}, "c": "\ufffd/A\t\u007f"}`,
+		"\"\xff\xe9t\u00e9\"":             `"\ufffd\ufffdt\u00e9"`,
+		`{"a": 1, "a": 2}`:                `{"a": 1, "a": 2}`,
+		`[[], {}, [{}], -0, true, false]`: `[[], {}, [{}], -0, true, false]`,
+		`[1] [2]`:                         ``,
+	} {
+		out, err := appendPyRaw(nil, []byte(in))
+		if string(out) != want || (err == nil) != (want != "") {
+			t.Errorf("appendPyRaw(%q) = %q, %v; want %q", in, out, err, want)
+		}
+	}
+}
+
+func TestPyRawDepth(t *testing.T) {
+	const maxDepth = 10000 // encoding/json's and jsontext's
+	for _, n := range []int{maxDepth - 1, maxDepth, maxDepth + 1} {
 		for _, tc := range []struct{ open, close string }{{"[", "]"}, {`{"a":`, "}"}, {`[{"a":`, "}]"}} {
 			reps := n
 			if len(tc.close) == 2 { // two levels a repetition: n or n+1 levels
 				reps = (n + 1) / 2
 			}
 			b := []byte(strings.Repeat(tc.open, reps) + "1" + strings.Repeat(tc.close, reps))
-			if got, want := validJSON(b), json.Valid(b); got != want {
-				t.Errorf("%d × %s: validJSON %v, json.Valid %v", reps, tc.open, got, want)
+			if _, err := appendPyRaw(nil, b); (err == nil) != json.Valid(b) {
+				t.Errorf("%d × %s: appendPyRaw %v, json.Valid %v", reps, tc.open, err, json.Valid(b))
+			}
+			body := `{"response": ` + string(b) + `}` // one level more
+			res, ok := unmarshalReplyFast(body)
+			want, err := unmarshalReplySlow(body)
+			if ok != (err == nil) || ok && !bytes.Equal(res, want) {
+				t.Errorf("%d × %s in a reply: fast path %v, encoding/json %v", reps, tc.open, ok, err)
 			}
 		}
 	}
@@ -121,22 +171,6 @@ func FuzzUnmarshalReply(f *testing.F) {
 		want, err := unmarshalReplySlow(text)
 		if err != nil || !bytes.Equal(res, want) {
 			t.Fatalf("%q: fast path %s, encoding/json %s, %v", text, res, want, err)
-		}
-	})
-}
-
-func FuzzPlainRun(f *testing.F) {
-	f.Add([]byte("abcdefghijklmnop\"q"))
-	f.Add([]byte("abcdefgh\x7fijklmnop\\q\x1f\xff"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		for i := 0; i <= len(b); i++ {
-			want := i
-			for want < len(b) && b[want] >= 0x20 && b[want] < 0x7f && b[want] != '"' && b[want] != '\\' {
-				want++
-			}
-			if got, gotS := plainRun(b, i), plainRun(string(b), i); got != want || gotS != want {
-				t.Fatalf("plainRun(%q, %d) = %d, %d (string); want %d", b, i, got, gotS, want)
-			}
 		}
 	})
 }
