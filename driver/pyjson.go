@@ -6,8 +6,11 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // pyJSON encodes v the way Python's json.dumps does by default: ASCII only (non-ASCII
@@ -18,12 +21,31 @@ import (
 // through encoding/json (their MarshalJSON and struct tags apply) and are reformatted.
 // Numbers are written as encoding/json writes them.
 func pyJSON(v any) (string, error) {
-	b, err := appendPyJSON(make([]byte, 0, 256), v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
+	return pooledPyJSON(func(b []byte) ([]byte, error) { return appendPyJSON(b, v) })
 }
+
+// pooledPyJSON returns the text that write appends to an empty buffer, which comes
+// from pyJSONBufs and goes back there.
+func pooledPyJSON(write func(b []byte) ([]byte, error)) (string, error) {
+	bp := pyJSONBufs.Get().(*[]byte)
+	b, err := write((*bp)[:0])
+	var s string
+	if err == nil {
+		s = string(b)
+		if cap(b) <= maxPooledPyJSON {
+			*bp = b
+		}
+	}
+	pyJSONBufs.Put(bp)
+	return s, err
+}
+
+// pyJSONBufs holds pyJSON's scratch buffers (*[]byte): a body is written into one,
+// then copied into its string, instead of growing a new slice several times for each
+// message. Buffers larger than maxPooledPyJSON are left to the garbage collector.
+var pyJSONBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+const maxPooledPyJSON = 64 << 10
 
 // kv and orderedMap encode JSON objects with their keys in a fixed order.
 type kv struct {
@@ -213,107 +235,51 @@ func appendU(b []byte, r rune) []byte {
 }
 
 // appendPyRaw writes the JSON text raw in Python's format: without white space
-// except after separators, strings re-encoded by appendPyString, numbers and
-// literals as they are.
+// except after separators, strings re-encoded by appendPyString (as they are when
+// plain), numbers and literals as they are. raw must be valid as json.Valid has it.
 func appendPyRaw(b []byte, raw []byte) ([]byte, error) {
-	if !json.Valid(raw) {
-		return nil, fmt.Errorf("json: invalid JSON text %.40q", raw)
-	}
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			i++
-		case ',':
-			b = append(b, ", "...)
-			i++
-		case ':':
-			b = append(b, ": "...)
-			i++
-		case '"':
-			end, plain := scanString(raw, i)
-			if plain {
-				b = append(b, raw[i:end]...)
-			} else {
-				b = appendPyString(b, unquote(raw[i+1:end-1]))
+	r := getJSONReader(raw)
+	defer putJSONReader(r)
+	d := &r.d
+	for {
+		k := d.PeekKind()
+		if n := d.StackDepth(); n > 0 && k != '}' && k != ']' {
+			if kind, length := d.StackIndex(n); length > 0 {
+				if kind == '{' && length%2 == 1 {
+					b = append(b, ": "...)
+				} else {
+					b = append(b, ", "...)
+				}
 			}
-			i = end
-		default:
-			b = append(b, c)
-			i++
 		}
+		switch k {
+		case '{', '}', '[', ']':
+			if _, err := d.ReadToken(); err != nil {
+				return nil, invalidJSON(raw)
+			}
+			b = append(b, byte(k))
+		default: // 0 (an error) too: ReadValue reports it
+			v, ok := r.value()
+			if !ok {
+				return nil, invalidJSON(raw)
+			}
+			if k != '"' {
+				b = append(b, v...)
+			} else if isPlain(v) {
+				b = append(b, v...)
+			} else {
+				s, _ := jsontext.AppendUnquote(nil, v) // invalid UTF-8 and lone surrogates as U+FFFD
+				b = appendPyString(b, string(s))
+			}
+		}
+		if d.StackDepth() == 0 {
+			break
+		}
+	}
+	if !r.atEOF() {
+		return nil, invalidJSON(raw)
 	}
 	return b, nil
 }
 
-// scanString returns the end (after the closing quote) of the valid JSON string that
-// starts at raw[i], and whether it holds printable ASCII only, without escapes.
-func scanString(raw []byte, i int) (end int, plain bool) {
-	plain = true
-	for j := i + 1; j < len(raw); j++ {
-		switch c := raw[j]; {
-		case c == '\\':
-			plain = false
-			j++
-		case c == '"':
-			return j + 1, plain
-		case c < 0x20 || c >= 0x7f:
-			plain = false
-		}
-	}
-	return len(raw), plain
-}
-
-// unquote decodes the inside of a valid JSON string.
-func unquote(s []byte) string {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
-		}
-		i++
-		switch s[i] {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r := hex4(s[i+1 : i+5])
-			i += 4
-			if utf16.IsSurrogate(r) && i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-				if r2 := hex4(s[i+3 : i+7]); utf16.DecodeRune(r, r2) != utf8.RuneError {
-					r = utf16.DecodeRune(r, r2)
-					i += 6
-				}
-			}
-			out = utf8.AppendRune(out, r) // a lone surrogate becomes U+FFFD
-		default: // " \ /
-			out = append(out, s[i])
-		}
-	}
-	return string(out)
-}
-
-func hex4(h []byte) rune {
-	var r rune
-	for _, c := range h {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case c >= 'A' && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		}
-	}
-	return r
-}
+func invalidJSON(raw []byte) error { return fmt.Errorf("json: invalid JSON text %.40q", raw) }

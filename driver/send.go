@@ -43,18 +43,25 @@ type outgoing struct {
 // message builds the AMQP message of one attempt to addr, with its message-id for a
 // call ("" otherwise).
 func (m *outgoing) message(addr, replyTo string) (*amqp.Message, string) {
-	msg := &amqp.Message{
-		Properties: &amqp.MessageProperties{To: &addr, CorrelationID: m.correlationID},
-		Value:      m.body,
-	}
+	// One allocation for the message and the parts it points to.
+	a := &struct {
+		msg           amqp.Message
+		props         amqp.MessageProperties
+		header        amqp.MessageHeader
+		addr, replyTo string
+	}{addr: addr, replyTo: replyTo}
+	msg := &a.msg
+	msg.Properties, msg.Value = &a.props, m.body
+	a.props.To, a.props.CorrelationID = &a.addr, m.correlationID
 	if m.ttl > 0 {
-		msg.Header = &amqp.MessageHeader{TTL: m.ttl}
+		a.header.TTL = m.ttl
+		msg.Header = &a.header
 	}
 	var id string
 	if m.call {
 		id = newUUIDHex() // a new message-id for every attempt, as Python
-		msg.Properties.MessageID = id
-		msg.Properties.ReplyTo = &replyTo
+		a.props.MessageID = id
+		a.props.ReplyTo = &a.replyTo
 	}
 	return msg, id
 }

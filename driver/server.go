@@ -69,9 +69,15 @@ type RPCServer struct {
 	sem       chan struct{}
 	sub       *subscription
 
+	// jobs hands a request to an idle worker goroutine; quit, closed once the server
+	// has stopped and nothing runs, ends them.
+	jobs chan func()
+	quit chan struct{}
+
 	mu       sync.Mutex
 	started  bool
 	stopped  bool
+	workers  int
 	inflight sync.WaitGroup
 }
 
@@ -84,7 +90,8 @@ func NewRPCServer(t *Transport, target Target, endpoints []Endpoint, opts *Serve
 	if opts != nil && opts.Executor > 0 {
 		n = opts.Executor
 	}
-	s := &RPCServer{t: t, target: target, endpoints: endpoints, sem: make(chan struct{}, n)}
+	s := &RPCServer{t: t, target: target, endpoints: endpoints, sem: make(chan struct{}, n),
+		jobs: make(chan func()), quit: make(chan struct{})}
 	return s, nil
 }
 
@@ -131,7 +138,7 @@ func (s *RPCServer) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 	s.t.unsubscribe(s.sub)
 	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
+	go func() { s.inflight.Wait(); close(s.quit); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -155,31 +162,11 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 		s.t.log.Warn("dropping an RPC request without a JSON body", "err", err)
 		return
 	}
-	rb, inner, err := unmarshalRequest(text)
+	req, cmt, err := decodeRequest(text)
 	if err != nil {
 		s.t.log.Warn("dropping a malformed RPC request", "err", err)
 		return
 	}
-	var req Request
-	var msg struct {
-		Method    string                     `json:"method"`
-		Args      map[string]json.RawMessage `json:"args"`
-		Namespace *string                    `json:"namespace"`
-		Version   *string                    `json:"version"`
-	}
-	if err := json.Unmarshal(inner, &msg); err != nil {
-		s.t.log.Warn("dropping a malformed RPC request", "err", err)
-		return
-	}
-	req.Method, req.Args = msg.Method, msg.Args
-	if msg.Namespace != nil {
-		req.Namespace = *msg.Namespace
-	}
-	req.Version = "1.0"
-	if msg.Version != nil {
-		req.Version = *msg.Version
-	}
-	_ = json.Unmarshal(rb.Context, &req.Context)
 	var replyTo string
 	var msgIDRaw any
 	if m.Properties != nil {
@@ -187,10 +174,6 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 			replyTo = *m.Properties.ReplyTo
 		}
 		msgIDRaw = m.Properties.MessageID
-	}
-	var cmt float64
-	if rb.CallMonitorTimeout != nil {
-		cmt = *rb.CallMonitorTimeout
 	}
 	s.mu.Lock()
 	if s.stopped {
@@ -207,13 +190,13 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 	s.sem <- struct{}{}
 	accepted = true
 	_ = r.AcceptMessage(ctx, m)
-	go func() {
+	s.run(func() {
 		defer func() { <-s.sem; s.inflight.Done() }()
 		var stopHB func()
 		if replyTo != "" && cmt >= 2 {
 			stopHB = s.heartbeats(replyTo, msgIDRaw, cmt)
 		}
-		result, rerr := s.dispatch(ctx, &req)
+		result, rerr := s.dispatch(ctx, req)
 		if stopHB != nil {
 			stopHB()
 		}
@@ -224,7 +207,47 @@ func (s *RPCServer) handle(c *connection, r *amqp.Receiver, m *amqp.Message) {
 			return
 		}
 		s.reply(replyTo, msgIDRaw, result, rerr)
-	}()
+	})
+}
+
+// run runs a request's job (which holds a slot of s.sem) on an idle worker goroutine,
+// or on a new one while there are fewer workers than slots. Workers stay until the
+// server has stopped (or the transport is closed), so that a request does not pay for
+// a new goroutine and for growing its stack to what a method and a reply need. With
+// every worker started and a slot held by this job, one worker is idle or about to be.
+func (s *RPCServer) run(job func()) {
+	select {
+	case s.jobs <- job:
+		return
+	default:
+	}
+	s.mu.Lock()
+	if s.workers < cap(s.sem) {
+		s.workers++
+		s.mu.Unlock()
+		go s.worker(job)
+		return
+	}
+	s.mu.Unlock()
+	select {
+	case s.jobs <- job:
+	case <-s.t.stop:
+		go job() // the workers are leaving with the transport
+	}
+}
+
+// worker runs job, then the jobs handed to it, until the server stops.
+func (s *RPCServer) worker(job func()) {
+	for {
+		job()
+		select {
+		case job = <-s.jobs:
+		case <-s.quit:
+			return
+		case <-s.t.stop:
+			return
+		}
+	}
 }
 
 // dispatch finds the endpoint and method as oslo's RPCDispatcher does.
@@ -273,12 +296,21 @@ func versionCompatible(have, want string) bool {
 }
 
 func splitVersion(v string) (int, int, int) {
-	parts := strings.SplitN(v, ".", 3)
-	var n [3]int
-	for i, p := range parts {
-		n[i], _ = strconv.Atoi(p)
+	// As strings.SplitN(v, ".", 3) with each part through strconv.Atoi (0 when it
+	// is not a number), without allocating.
+	atoi := func(s string) int {
+		if s == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return 0
+		}
+		return n
 	}
-	return n[0], n[1], n[2]
+	major, rest, _ := strings.Cut(v, ".")
+	minor, rev, _ := strings.Cut(rest, ".")
+	return atoi(major), atoi(minor), atoi(rev)
 }
 
 // reply sends the result or the failure to the caller's reply address.
