@@ -7,15 +7,16 @@ import (
 	"time"
 )
 
-// anycastCases are how qdrouterd 1.19.0 gives an anycast message to one consumer: when
-// it arrives, whatever the consumers' credit (its forwarders look at what each
-// consumer holds, not at its credit), and it waits on that consumer's undelivered
-// list for credit; a pre-settled message that finds that list at the link capacity
+// anycastCases are how qdrouterd 1.19.0 gives a message to a consumer (anycast: one
+// consumer; multicast: each): when it arrives, whatever the consumers' credit (its
+// forwarders look at what each consumer holds, not at its credit), and it waits on
+// that consumer's undelivered list for credit; a pre-settled message that finds that list at the link capacity
 // drops the pre-settled ones on it but the first (qdr_forward_deliver_CT).
 var anycastCases = map[string]func(t testingT, h *Harness){
-	"RouterAnycastGivenWithoutCredit":       routerAnycastGivenWithoutCredit,
-	"RouterPresettledDroppedAtLinkCapacity": routerPresettledDroppedAtLinkCapacity,
-	"RouterUndeliveredReleasedOnDetach":     routerUndeliveredReleasedOnDetach,
+	"RouterAnycastGivenWithoutCredit":                routerAnycastGivenWithoutCredit,
+	"RouterPresettledDroppedAtLinkCapacity":          routerPresettledDroppedAtLinkCapacity,
+	"RouterMulticastPresettledDroppedAtLinkCapacity": routerMulticastPresettledDroppedAtLinkCapacity,
+	"RouterUndeliveredReleasedOnDetach":              routerUndeliveredReleasedOnDetach,
 }
 
 // collect returns the bodies of the deliveries that come within quiet of each other.
@@ -64,18 +65,13 @@ func routerAnycastGivenWithoutCredit(t testingT, h *Harness) {
 	}
 }
 
-// routerPresettledDroppedAtLinkCapacity: a consumer without credit and 300 pre-settled
-// messages. The sender keeps its credit throughout; messages m0 to m249 wait on the
-// consumer's undelivered list, m250 finds it at the link capacity (250) and drops
-// m1 to m249; the consumer, once it grants credit, gets m0 and m250 to m299.
-func routerPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
-	h.needsKind(t, Router)
-	rc, rh, sc, sh := idlePair(t, h, h.queue("presettled-dropped"))
-	const n = 300
-	// limit is the delivery-count up to which the sender may send; the router has
-	// routed all n once it reaches n+250 (each pre-settled message's credit comes back
-	// as it is routed).
-	limit := uint32(250)
+// presettledFlood sends n pre-settled messages m0, m1, ... on the sender link sh of
+// sc, never beyond its credit, and returns once the router has routed them all: each
+// pre-settled message's credit comes back as it is routed, so the sender's credit
+// then reaches n past the link capacity (250). limit is the delivery-count up to
+// which the sender may send already (the credit of a flow the caller read).
+func (sc *frames) presettledFlood(t testingT, sh, n, limit uint32) {
+	t.Helper()
 	credit := func(atLeast uint32) {
 		t.Helper()
 		for limit < atLeast {
@@ -88,19 +84,60 @@ func routerPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
 			}
 		}
 	}
-	for i := range uint32(n) {
+	for i := range n {
 		credit(i + 1)
 		sc.transfer(sh, textMessage(fmt.Sprint("m", i)), true)
 	}
 	credit(n + 250)
-	rc.flow(rh, 0, 1000, false)
-	got := rc.collect(time.Second)
+}
+
+// droppedAtCapacity is what a consumer without credit gets of n pre-settled messages
+// once it grants credit: m0, then m250 to the last (m250 found the undelivered list
+// at the link capacity and dropped m1 to m249).
+func droppedAtCapacity(n int) []string {
 	want := []string{"m0"}
 	for i := 250; i < n; i++ {
 		want = append(want, "m"+strconv.Itoa(i))
 	}
-	if !slices.Equal(got, want) {
+	return want
+}
+
+// routerPresettledDroppedAtLinkCapacity: a consumer without credit and 300 pre-settled
+// messages. The sender keeps its credit throughout; messages m0 to m249 wait on the
+// consumer's undelivered list, m250 finds it at the link capacity (250) and drops
+// m1 to m249; the consumer, once it grants credit, gets m0 and m250 to m299.
+func routerPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
+	h.needsKind(t, Router)
+	rc, rh, sc, sh := idlePair(t, h, h.queue("presettled-dropped"))
+	const n = 300
+	sc.presettledFlood(t, sh, n, 250) // idlePair read the first flow, of 250
+	rc.flow(rh, 0, 1000, false)
+	if got, want := rc.collect(time.Second), droppedAtCapacity(n); !slices.Equal(got, want) {
 		t.Errorf("the consumer got %d messages %v...; want %d: m0 and m250 to m%d", len(got), got[:min(len(got), 5)], len(want), n-1)
+	}
+}
+
+// routerMulticastPresettledDroppedAtLinkCapacity: the same on a multicast address with
+// a second consumer that has credit: every copy reaches the consumer with credit, and
+// the one without it keeps m0 and m250 to m299 of its copies.
+func routerMulticastPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
+	h.needsKind(t, Router)
+	addr := "openstack.org/om/rpc/multicast/conformance." + uniqueName("presettled-dropped")
+	a := connectFrames(t, h)
+	ah, _ := a.receiverLink(addr)
+	b := connectFrames(t, h)
+	bh, _ := b.receiverLink(addr)
+	b.flow(bh, 0, 1000, false)
+	sc := connectFrames(t, h)
+	sh, _ := sc.senderLink(addr, 0)
+	const n = 300
+	sc.presettledFlood(t, sh, n, 0)
+	if got := b.collect(time.Second); len(got) != n {
+		t.Errorf("the consumer with credit got %d copies, want %d", len(got), n)
+	}
+	a.flow(ah, 0, 1000, false)
+	if got, want := a.collect(time.Second), droppedAtCapacity(n); !slices.Equal(got, want) {
+		t.Errorf("the consumer without credit got %d copies %v...; want %d: m0 and m250 to m%d", len(got), got[:min(len(got), 5)], len(want), n-1)
 	}
 }
 
