@@ -19,6 +19,18 @@ var anycastCases = map[string]func(t testingT, h *Harness){
 	"RouterUndeliveredReleasedOnDetach":              routerUndeliveredReleasedOnDetach,
 }
 
+// twoConsumers attaches two consumers of addr, each on a connection of its own: a
+// first that grants no credit (ah is its link) and then b, which grants credit.
+func twoConsumers(t testingT, h *Harness, addr string, credit uint32) (a *frames, ah uint32, b *frames) {
+	t.Helper()
+	a = connectFrames(t, h)
+	ah, _ = a.receiverLink(addr)
+	b = connectFrames(t, h)
+	bh, _ := b.receiverLink(addr)
+	b.flow(bh, 0, credit, false)
+	return a, ah, b
+}
+
 // collect returns the bodies of the deliveries that come within quiet of each other.
 func (c *frames) collect(quiet time.Duration) []string {
 	c.t.Helper()
@@ -44,11 +56,7 @@ func routerAnycastGivenWithoutCredit(t testingT, h *Harness) {
 		"openstack.org/om/rpc/anycast/conformance." + uniqueName("given-balanced"),
 		h.queue("given-closest"),
 	} {
-		a := connectFrames(t, h)
-		ah, _ := a.receiverLink(addr)
-		b := connectFrames(t, h)
-		bh, _ := b.receiverLink(addr)
-		b.flow(bh, 0, 10, false)
+		a, ah, b := twoConsumers(t, h, addr, 10)
 		s := connectFrames(t, h)
 		sh, _ := s.senderLink(addr, 0)
 		s.awaitCredit(t, sh)
@@ -123,11 +131,7 @@ func routerPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
 func routerMulticastPresettledDroppedAtLinkCapacity(t testingT, h *Harness) {
 	h.needsKind(t, Router)
 	addr := "openstack.org/om/rpc/multicast/conformance." + uniqueName("presettled-dropped")
-	a := connectFrames(t, h)
-	ah, _ := a.receiverLink(addr)
-	b := connectFrames(t, h)
-	bh, _ := b.receiverLink(addr)
-	b.flow(bh, 0, 1000, false)
+	a, ah, b := twoConsumers(t, h, addr, 1000)
 	sc := connectFrames(t, h)
 	sh, _ := sc.senderLink(addr, 0)
 	const n = 300

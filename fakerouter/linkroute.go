@@ -438,12 +438,11 @@ func (rl *routedLink) wakeDrainLocked() {
 
 // relayDelivery sends a client's message on to the route container.
 func relayDelivery(l *engine.Link, d *engine.Delivery) bool {
-	rl, ok := l.Context.(*routedLink)
-	if !ok {
+	rl := routed(l)
+	if rl == nil {
 		return false
 	}
 	bc := rl.bc
-	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	if rl.gone || rl.detachSent || bc.dead {
 		return true // the client's link is being detached
@@ -466,18 +465,28 @@ func relayDelivery(l *engine.Link, d *engine.Delivery) bool {
 	return true
 }
 
+// routed returns the routed link of l with its route container connection locked
+// (the caller unlocks rl.bc.mu), or nil when l is not link-routed.
+func routed(l *engine.Link) *routedLink {
+	rl, ok := l.Context.(*routedLink)
+	if !ok {
+		return nil
+	}
+	rl.bc.mu.Lock()
+	return rl
+}
+
 // relayAborted is called when a client sender aborted a delivery on a link-routed
 // link: nothing of it went to the route container (the engine drops what had
 // arrived), whose credit therefore stands, so the client is given that credit again:
 // a flow with its delivery-count advanced past the aborted delivery and the route
 // container's credit, as qdrouterd 1.19.0 answers such an abort.
 func relayAborted(l *engine.Link) bool {
-	rl, ok := l.Context.(*routedLink)
-	if !ok {
+	rl := routed(l)
+	if rl == nil {
 		return false
 	}
 	bc := rl.bc
-	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	if !rl.gone && !rl.detachSent && !rl.receiving && !bc.dead {
 		_ = rl.client.SetCredit(rl.credit)
@@ -530,12 +539,11 @@ func (bc *brokerConn) flushOutLocked() {
 // relayCredit relays a client's flow: a receiver's credit (and drain) to the route
 // container; a sender's answer to a drain the route container asked for.
 func relayCredit(l *engine.Link) bool {
-	rl, ok := l.Context.(*routedLink)
-	if !ok {
+	rl := routed(l)
+	if rl == nil {
 		return false
 	}
 	bc := rl.bc
-	bc.mu.Lock()
 	if rl.gone || rl.detachSent || bc.dead {
 		bc.mu.Unlock()
 		return true
@@ -627,12 +635,11 @@ func (rl *routedLink) sendLocked(m *relayIn) bool {
 
 // relayDisposition relays a client's settlement or outcome to the route container.
 func relayDisposition(l *engine.Link, d *engine.Delivery, state wire.DeliveryState, settled bool) bool {
-	rl, ok := l.Context.(*routedLink)
-	if !ok {
+	rl := routed(l)
+	if rl == nil {
 		return false
 	}
 	bc := rl.bc
-	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	if rl.gone || rl.detachSent || bc.dead {
 		return true
@@ -662,12 +669,11 @@ func isClientDefaultDetach(err *wire.Error) bool {
 // client's detach as it came, or qd:routed-link-lost when its session or connection
 // went away, as qdrouterd does.
 func relayDetached(l *engine.Link, err *wire.Error) bool {
-	rl, ok := l.Context.(*routedLink)
-	if !ok {
+	rl := routed(l)
+	if rl == nil {
 		return false
 	}
 	bc := rl.bc
-	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	rl.clientGone = true
 	rl.pending = nil
