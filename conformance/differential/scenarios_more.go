@@ -10,7 +10,14 @@ import (
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 )
 
-func scenarioCompetingConsumers(ctx context.Context, env *Env) error {
+// competingScenario is the competing-consumers scenario with the first consumer's
+// credit firstCredit (the second's is 10); a first consumer without credit is given
+// credit 10 after the four messages, and what it then gets is noted.
+func competingScenario(firstCredit uint32) func(ctx context.Context, env *Env) error {
+	return func(ctx context.Context, env *Env) error { return competingConsumers(ctx, env, firstCredit) }
+}
+
+func competingConsumers(ctx context.Context, env *Env, firstCredit uint32) error {
 	for _, prefix := range []string{"unicast.diff.competing.", "openstack.org/om/rpc/anycast/diff/competing/"} {
 		addr := env.Unique(prefix)
 		var rcvs []*amqp.Receiver
@@ -26,8 +33,10 @@ func scenarioCompetingConsumers(ctx context.Context, env *Env) error {
 				refused = true
 				break
 			}
-			if err := r.IssueCredit(10); err != nil {
-				return err
+			if credit := []uint32{firstCredit, 10}[i]; credit > 0 {
+				if err := r.IssueCredit(credit); err != nil {
+					return err
+				}
 			}
 			rcvs = append(rcvs, r)
 		}
@@ -67,6 +76,20 @@ func scenarioCompetingConsumers(ctx context.Context, env *Env) error {
 			got = append(got, who)
 		}
 		env.Note("%s: messages 1-4 went to %s", prefix, strings.Join(got, ", "))
+		if firstCredit == 0 {
+			if err := rcvs[0].IssueCredit(10); err != nil {
+				return err
+			}
+			if err := env.Quiet(ctx); err != nil {
+				return err
+			}
+			var late []string
+			for m := rcvs[0].Prefetched(); m != nil; m = rcvs[0].Prefetched() {
+				late = append(late, string(m.GetData()))
+				held = append(held, [2]any{0, m})
+			}
+			env.Note("%s: consumer 1, given credit 10 afterwards, got %q", prefix, late)
+		}
 		for _, h := range held {
 			if err := rcvs[h[0].(int)].AcceptMessage(ctx, h[1].(*amqp.Message)); err != nil {
 				return err
