@@ -522,6 +522,7 @@ func (c *core) routeLocked(t *transit) {
 // qdr_forward_deliver_CT, a pre-settled message that finds that list at the link
 // capacity or beyond first drops every pre-settled message on it but the first.
 func (c *core) giveLocked(t *transit, co *consumer) {
+	c.agent.given(co, t)
 	if len(co.undelivered) == 0 && co.link.Credit() > 0 && c.writableLocked(co) && c.sendLocked(t, co) {
 		return // the common case: nothing waits, and it goes at once
 	}

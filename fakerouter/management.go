@@ -63,7 +63,10 @@ type nodeMgmt struct {
 	toContainer uint64 // requests given to the agent
 	// fromContainer counts messages the agent sent to the address (its responses).
 	fromContainer uint64
-	egressed      bool
+	// egress counts messages given to the address's consumers, sent or waiting on
+	// their undelivered lists (qdrouterd's deliveriesEgress counts at forwarding).
+	egress   uint64
+	egressed bool
 }
 
 // linkStats are one link's counts as qdrouterd's router.link entity shows them.
@@ -218,6 +221,14 @@ func (a *agent) outcome(p *producer, presettled bool, state wire.DeliveryState) 
 	}
 }
 
+// given counts a message the router gave to a consumer, as qdrouterd counts egress
+// when it forwards a delivery to a link (sent at once or not).
+func (a *agent) given(co *consumer, t *transit) {
+	t.node.mgmt.egressed = true
+	t.node.mgmt.egress++
+	a.router(co.r).egress++
+}
+
 // sent counts a delivery the router sent to a consumer.
 func (a *agent) sent(co *consumer, t *transit) {
 	now := time.Now()
@@ -228,8 +239,6 @@ func (a *agent) sent(co *consumer, t *transit) {
 	if t.settled {
 		co.stats.presettled++
 	}
-	t.node.mgmt.egressed = true
-	a.router(co.r).egress++
 	a.conn(co.link.Conn()).lastDelivery = now
 }
 
@@ -258,6 +267,7 @@ func (a *agent) dropped(t *transit) {
 // droppedUndelivered counts a pre-settled message dropped from co's undelivered list
 // (qdrouterd counts it on the outgoing link).
 func (a *agent) droppedUndelivered(co *consumer) {
+	co.stats.presettled++ // done with, as qdrouterd counts a freed pre-settled delivery
 	co.stats.droppedPresett++
 	a.router(co.r).droppedPresettled++
 }

@@ -728,7 +728,7 @@ func (v *view) address(n *node) cObject {
 		case "deliveriesIngress":
 			return n.counts.Ingress
 		case "deliveriesEgress":
-			return n.counts.Delivered
+			return n.mgmt.egress
 		case "deliveriesToContainer":
 			return n.mgmt.toContainer
 		case "deliveriesFromContainer":

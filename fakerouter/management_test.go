@@ -2,6 +2,7 @@ package fakerouter_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/amqp1kit/amqp1kit/fakebroker"
 	"github.com/amqp1kit/amqp1kit/fakerouter"
+	"github.com/amqp1kit/amqp1kit/internal/testenv/realpeer"
 	"github.com/amqp1kit/amqp1kit/internal/wire"
 	"github.com/amqp1kit/amqp1kit/qdmanagement"
 )
@@ -278,4 +280,57 @@ func TestManagementLinkRouteStatus(t *testing.T) {
 	lr, err := mgmtClient(t, r.URL()).Query(ctx, qdmanagement.TypeLinkRoute, "prefix", "direction", "connection", "operStatus")
 	require.NoError(t, err)
 	require.Equal(t, [][]any{{"queue", "in", "broker", "active"}, {"queue", "out", "broker", "active"}}, lr.Rows)
+}
+
+// A pre-settled flood toward a consumer without credit shows in management as in
+// qdrouterd 1.19.0: 300 messages, 249 dropped from the consumer's undelivered list and
+// 51 waiting there; the outgoing link counts the dropped ones as pre-settled
+// deliveries done with, and the address counts all 300 as egress (given to a link).
+func TestManagementCountsUndeliveredAsQdrouterd(t *testing.T) {
+	real := realpeer.StartQdrouterd(t, nil)
+	fake := fakerouter.RunT(t, nil)
+	const addr = "unicast.mgmt-dropped"
+	figures := func(hostport, url string) map[string]any {
+		_ = rawLink(t, hostport, &wire.Attach{Name: "idle", Role: wire.RoleReceiver,
+			SndSettleMode: wire.SenderSettleModeMixed, Source: &wire.Source{Address: addr}, Target: &wire.Target{}})
+		zero := uint32(0)
+		producer := rawLink(t, hostport, &wire.Attach{Name: "flood", Role: wire.RoleSender,
+			SndSettleMode: wire.SenderSettleModeMixed, Source: &wire.Source{}, Target: &wire.Target{Address: addr},
+			InitialDeliveryCount: &zero})
+		require.Equal(t, 300, flood(t, producer, true, 300*1032))
+		// The router has routed all 300 once their credit is back: the sender's
+		// delivery-count and credit reach 300 past the link capacity.
+		for {
+			f, err := producer.Next()
+			require.NoError(t, err)
+			if fl, ok := f.Body.(*wire.Flow); ok && *fl.DeliveryCount+*fl.LinkCredit >= 300+250 {
+				break
+			}
+		}
+		mc := mgmtClient(t, url)
+		ctx := testCtx(t)
+		got := map[string]any{}
+		links, err := mc.Query(ctx, qdmanagement.TypeLink, "linkDir", "owningAddr", "undeliveredCount",
+			"droppedPresettledCount", "presettledCount", "deliveryCount")
+		require.NoError(t, err)
+		for _, l := range links.Maps() {
+			if l["owningAddr"] == "M0"+addr {
+				for k, v := range l {
+					got[fmt.Sprint(l["linkDir"], ".", k)] = fmt.Sprint(v)
+				}
+			}
+		}
+		router, err := mc.Query(ctx, qdmanagement.TypeRouter, "droppedPresettledDeliveries", "presettledDeliveries")
+		require.NoError(t, err)
+		for k, v := range router.Maps()[0] {
+			got["router."+k] = fmt.Sprint(v)
+		}
+		a, err := mc.Read(ctx, qdmanagement.TypeAddress, "M0"+addr, "")
+		require.NoError(t, err)
+		got["address.deliveriesIngress"], got["address.deliveriesEgress"] = fmt.Sprint(a["deliveriesIngress"]), fmt.Sprint(a["deliveriesEgress"])
+		return got
+	}
+	want := figures(real.Addr(), real.URL())
+	require.Equal(t, "249", want["out.droppedPresettledCount"], "qdrouterd: %v", want)
+	require.Equal(t, want, figures(fake.Addr(), fake.URL()))
 }
