@@ -444,7 +444,7 @@ func relayDelivery(l *engine.Link, d *engine.Delivery) bool {
 	}
 	bc := rl.bc
 	defer bc.mu.Unlock()
-	if rl.gone || rl.detachSent || bc.dead {
+	if rl.endedLocked() {
 		return true // the client's link is being detached
 	}
 	id := bc.nextDeliveryID
@@ -476,6 +476,10 @@ func routed(l *engine.Link) *routedLink {
 	return rl
 }
 
+// endedLocked reports whether rl relays no more: the route container's link is gone
+// or being detached, or the connection to the route container is.
+func (rl *routedLink) endedLocked() bool { return rl.gone || rl.detachSent || rl.bc.dead }
+
 // relayAborted is called when a client sender aborted a delivery on a link-routed
 // link: nothing of it went to the route container (the engine drops what had
 // arrived), whose credit therefore stands, so the client is given that credit again:
@@ -486,9 +490,8 @@ func relayAborted(l *engine.Link) bool {
 	if rl == nil {
 		return false
 	}
-	bc := rl.bc
-	defer bc.mu.Unlock()
-	if !rl.gone && !rl.detachSent && !rl.receiving && !bc.dead {
+	defer rl.bc.mu.Unlock()
+	if !rl.endedLocked() && !rl.receiving {
 		_ = rl.client.SetCredit(rl.credit)
 	}
 	return true
@@ -544,7 +547,7 @@ func relayCredit(l *engine.Link) bool {
 		return false
 	}
 	bc := rl.bc
-	if rl.gone || rl.detachSent || bc.dead {
+	if rl.endedLocked() {
 		bc.mu.Unlock()
 		return true
 	}
@@ -641,7 +644,7 @@ func relayDisposition(l *engine.Link, d *engine.Delivery, state wire.DeliverySta
 	}
 	bc := rl.bc
 	defer bc.mu.Unlock()
-	if rl.gone || rl.detachSent || bc.dead {
+	if rl.endedLocked() {
 		return true
 	}
 	switch x := d.Context.(type) {
@@ -678,7 +681,7 @@ func relayDetached(l *engine.Link, err *wire.Error) bool {
 	rl.clientGone = true
 	rl.pending = nil
 	rl.wakeDrainLocked()
-	if rl.gone || rl.detachSent || bc.dead {
+	if rl.endedLocked() {
 		return true
 	}
 	closed := true

@@ -65,8 +65,7 @@ type nodeMgmt struct {
 	fromContainer uint64
 	// egress counts messages given to the address's consumers, sent or waiting on
 	// their undelivered lists (qdrouterd's deliveriesEgress counts at forwarding).
-	egress   uint64
-	egressed bool
+	egress uint64
 }
 
 // linkStats are one link's counts as qdrouterd's router.link entity shows them.
@@ -224,7 +223,6 @@ func (a *agent) outcome(p *producer, presettled bool, state wire.DeliveryState) 
 // given counts a message the router gave to a consumer, as qdrouterd counts egress
 // when it forwards a delivery to a link (sent at once or not).
 func (a *agent) given(co *consumer, t *transit) {
-	t.node.mgmt.egressed = true
 	t.node.mgmt.egress++
 	a.router(co.r).egress++
 }

@@ -737,7 +737,7 @@ func (v *view) address(n *node) cObject {
 			"deliveriesRedirectedToFallback":
 			return uint64(0)
 		case "transitOutstanding":
-			if n.mgmt.egressed && n.dist != Multicast {
+			if n.mgmt.egress > 0 && n.dist != Multicast {
 				h := make([]any, histogramWidth)
 				for i := range h {
 					h[i] = int64(0)
