@@ -231,18 +231,7 @@ func decodeRequestFast(text string) (req *Request, cmt float64, ok bool) {
 		return nil, 0, false
 	}
 	req = &Request{Args: args, Version: "1.0"}
-	var plain bool
-	if req.Method, plain = plainString(method); !plain && method != nil {
-		return nil, 0, false
-	}
-	if s, plain := plainString(namespace); plain {
-		req.Namespace = s
-	} else if namespace != nil {
-		return nil, 0, false
-	}
-	if s, plain := plainString(version); plain {
-		req.Version = s
-	} else if version != nil {
+	if !setPlain(&req.Method, method) || !setPlain(&req.Namespace, namespace) || !setPlain(&req.Version, version) {
 		return nil, 0, false
 	}
 	if string(ctxRaw) == "{}" {
@@ -372,6 +361,20 @@ func plainString(raw []byte) (string, bool) {
 		return "", false
 	}
 	return string(raw[1 : len(raw)-1]), true
+}
+
+// setPlain sets *dst to the value of the JSON string raw when it is plain, leaves it
+// as it is when raw is nil (the field was absent), and reports false when raw is
+// there but not plain.
+func setPlain(dst *string, raw []byte) bool {
+	if raw == nil {
+		return true
+	}
+	s, ok := plainString(raw)
+	if ok {
+		*dst = s
+	}
+	return ok
 }
 
 // isPlain reports whether raw is a JSON string of printable ASCII without escapes:

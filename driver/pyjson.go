@@ -263,9 +263,7 @@ func appendPyRaw(b []byte, raw []byte) ([]byte, error) {
 			if !ok {
 				return nil, invalidJSON(raw)
 			}
-			if k != '"' {
-				b = append(b, v...)
-			} else if isPlain(v) {
+			if k != '"' || isPlain(v) {
 				b = append(b, v...)
 			} else {
 				s, _ := jsontext.AppendUnquote(nil, v) // invalid UTF-8 and lone surrogates as U+FFFD
