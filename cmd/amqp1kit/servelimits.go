@@ -18,32 +18,38 @@ type brokerLimitFlags struct {
 	BrokerLimit      []string `name:"broker-limit" sep:"none" placeholder:"PATTERN=BYTES[,COUNT]" help:"Limits for the broker's queues whose names (or a subscription's topic) match PATTERN, a POSIX basic regular expression as queue-patterns: BYTES as --broker-queue-limit, COUNT as --broker-max-count (0 keeps the default, -1 for none). Repeatable; the first match wins."`
 }
 
+// zeroMeansNone maps the value of a limit flag, where 0 means no limit, to the
+// broker's option, where -1 does; a negative value is a usage error.
+func zeroMeansNone[T int | int64](flag string, v T) (T, error) {
+	switch {
+	case v < 0:
+		return 0, usageError{fmt.Errorf("--%s %d is negative (0 means no limit)", flag, v)}
+	case v == 0:
+		return -1, nil
+	}
+	return v, nil
+}
+
 // apply sets the limit options the flags give; a flag not given leaves the broker's
 // (or its config file's) default.
 func (f *brokerLimitFlags) apply(kctx *kong.Context, o *fakebroker.Options) error {
 	if flagGiven(kctx, "broker-queue-limit") {
-		switch {
-		case f.BrokerQueueLimit < 0:
-			return usageError{fmt.Errorf("--broker-queue-limit %d is negative (0 means no limit)", f.BrokerQueueLimit)}
-		case f.BrokerQueueLimit == 0:
-			o.QueueLimit = -1
-		default:
-			o.QueueLimit = f.BrokerQueueLimit
+		v, err := zeroMeansNone("broker-queue-limit", f.BrokerQueueLimit)
+		if err != nil {
+			return err
 		}
+		o.QueueLimit = v
 	}
 	if f.BrokerMaxCount < 0 {
 		return usageError{fmt.Errorf("--broker-max-count %d is negative (0 means no limit)", f.BrokerMaxCount)}
 	}
 	o.MaxDepth = f.BrokerMaxCount
 	if flagGiven(kctx, "broker-max-connections") {
-		switch {
-		case f.BrokerMaxConns < 0:
-			return usageError{fmt.Errorf("--broker-max-connections %d is negative (0 means no limit)", f.BrokerMaxConns)}
-		case f.BrokerMaxConns == 0:
-			o.MaxConnections = -1
-		default:
-			o.MaxConnections = f.BrokerMaxConns
+		v, err := zeroMeansNone("broker-max-connections", f.BrokerMaxConns)
+		if err != nil {
+			return err
 		}
+		o.MaxConnections = v
 	}
 	for _, spec := range f.BrokerLimit {
 		l, err := parseQueueLimit(spec)
